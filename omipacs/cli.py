@@ -1,0 +1,299 @@
+"""The ``omipacs`` command line: serve, import, verify, demo, init-db.
+
+Each command parses arguments, builds the services from settings and calls core code;
+output is for people (rich tables and progress bars) with ``--json`` where scripts
+need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from omipacs import config
+from omipacs.bootstrap import open_archive
+from omipacs.errors import ConfigurationError, OmipacsError
+from omipacs.ingest.origin import IngestOrigin, OriginKind
+from omipacs.ingest.pipeline import reject_reason
+from omipacs.ingest.result import IngestOutcome
+
+console = Console(stderr=True)
+log = logging.getLogger("omipacs")
+
+
+def _settings(args: argparse.Namespace) -> config.Settings:
+    return config.load(Path(args.config) if args.config else None)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+# --- serve -----------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the DIMSE SCP and the DICOMweb server until interrupted."""
+    settings = _settings(args)
+    services = open_archive(settings)
+    swept = services.spool.sweep(older_than=0 if args.sweep_all else 3600)
+    if swept:
+        log.info("removed %d stale spool files", swept)
+    from omipacs.dimse import scp
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    dimse = scp.start(services)
+    http = None
+    console.print(
+        f"omipacs: DICOM {settings.dimse.ae_title}@{settings.dimse.host}:{settings.dimse.port}"
+        + (
+            f", DICOMweb http://{settings.http.host}:{settings.http.port}{settings.http.base_path}"
+            if http is not None
+            else ""
+        )
+        + f", storage {settings.storage.root}"
+    )
+    print("READY", flush=True)
+    stop.wait()
+    console.print("omipacs: shutting down")
+    if http is not None:
+        http.close()
+    dimse.shutdown()
+    services.close()
+    return 0
+
+
+# --- import ----------------------------------------------------------------------------
+
+
+def _walk(paths: Sequence[str]) -> Iterator[Path]:
+    for name in paths:
+        p = Path(name)
+        if p.is_dir():
+            for child in sorted(p.rglob("*")):
+                if child.is_file() and child.name.upper() != "DICOMDIR":
+                    yield child
+        elif p.is_file():
+            yield p
+        else:
+            console.print(f"[yellow]skipping {p}: not a file or directory")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Backfill folders of DICOM files through the ingest pipeline."""
+    settings = _settings(args)
+    services = open_archive(settings)
+    files = list(_walk(args.paths))
+    origin = IngestOrigin(
+        OriginKind.IMPORT, ae_title=args.source[:16], deidentify=not args.no_deidentify
+    )
+    outcomes: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    rejected: list[tuple[str, str]] = []
+    with _progress() as progress:
+        task = progress.add_task("importing", total=len(files))
+        for path in files:
+            try:
+                result = services.pipeline.ingest_file(path, origin)
+                outcomes[result.outcome.value] += 1
+            except OmipacsError as exc:
+                outcomes["rejected"] += 1
+                reasons[exc.reason] += 1
+                rejected.append((str(path), exc.reason))
+            except Exception as exc:
+                log.exception("unexpected error importing %s", path)
+                outcomes["rejected"] += 1
+                reasons[reject_reason(exc)] += 1
+                rejected.append((str(path), reject_reason(exc)))
+            progress.advance(task)
+    summary = {
+        "files": len(files),
+        "stored": outcomes[IngestOutcome.STORED.value],
+        "already_stored": outcomes[IngestOutcome.ALREADY_STORED.value],
+        "quarantined": outcomes[IngestOutcome.QUARANTINED.value],
+        "rejected": outcomes["rejected"],
+        "reasons": dict(reasons),
+    }
+    if args.json:
+        print(json.dumps({**summary, "rejected_files": rejected}, indent=2))
+    else:
+        table = Table(title="import summary")
+        table.add_column("outcome")
+        table.add_column("files", justify="right")
+        for key in ("stored", "already_stored", "quarantined", "rejected"):
+            table.add_row(key.replace("_", " "), str(summary[key]))
+        console.print(table)
+        for reason, n in reasons.most_common():
+            console.print(f"  rejected x{n}: {reason}")
+        for name, reason in rejected[:20]:
+            console.print(f"  [red]{name}[/]: {reason}")
+    services.close()
+    return 1 if outcomes["rejected"] and args.strict else 0
+
+
+# --- verify ----------------------------------------------------------------------------
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Compare the index with the stored bytes; ``--repair`` fixes what it can."""
+    from omipacs.integrity.verify import verify
+
+    settings = _settings(args)
+    services = open_archive(settings, require_key=False)
+    report = verify(
+        services, repair=args.repair, checksums=not args.no_checksums, grace_seconds=args.grace
+    )
+    doc = {
+        "checked": report.checked,
+        "missing": report.missing,
+        "corrupt": report.corrupt,
+        "orphans": report.orphans,
+        "spool_leftovers": report.spool_leftovers,
+        "repaired": report.repaired,
+        "ok": report.ok,
+    }
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        table = Table(title="verify")
+        table.add_column("check")
+        table.add_column("count", justify="right")
+        table.add_row("instances checked", str(report.checked))
+        table.add_row("missing bytes", str(len(report.missing)))
+        table.add_row("checksum mismatch", str(len(report.corrupt)))
+        table.add_row("orphan blobs", str(len(report.orphans)))
+        table.add_row("spool leftovers", str(report.spool_leftovers))
+        console.print(table)
+        for uid in report.missing + report.corrupt:
+            console.print(f"  needs re-send: {uid}")
+        if report.repaired:
+            console.print("repaired: orphans removed, bad instances taken out of the index")
+    services.close()
+    return 0 if report.ok or report.repaired else 1
+
+
+# --- demo ------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate a synthetic OMI-DB-like data set and load it through the pipeline."""
+    from omipacs.demo.load import load_demo
+
+    settings = _settings(args)
+    with _progress() as progress:
+        task = progress.add_task("demo data", total=None)
+        summary = load_demo(
+            settings,
+            clients=args.clients,
+            seed=args.seed,
+            full_size=args.full_size,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    console.print(summary.describe())
+    return 0
+
+
+# --- init-db ---------------------------------------------------------------------------
+
+
+def cmd_init_db(args: argparse.Namespace) -> int:
+    """Create or migrate the index schema."""
+    settings = _settings(args)
+    services = open_archive(settings, require_key=False)
+    console.print(f"index ready at {services.engine.url.render_as_string(hide_password=True)}")
+    services.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and documentation)."""
+    parser = argparse.ArgumentParser(prog="omipacs", description=__doc__)
+    parser.add_argument("--config", help="path to config.toml (default ./config.toml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the DICOM SCP and the DICOMweb server")
+    p.add_argument("--no-http", action="store_true", help="DIMSE only")
+    p.add_argument(
+        "--sweep-all",
+        action="store_true",
+        help="remove every spool file at start (no other process shares the spool)",
+    )
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("import", help="ingest DICOM files or folders")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--source", default="IMPORT", help="label recorded as the source")
+    p.add_argument(
+        "--no-deidentify",
+        action="store_true",
+        help="files already carry the archive's pseudonymous UIDs (e.g. exported SRs)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any file was rejected")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("verify", help="compare the index with the stored bytes")
+    p.add_argument("--repair", action="store_true")
+    p.add_argument("--no-checksums", action="store_true", help="check sizes only (fast)")
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=600.0,
+        help="seconds an unindexed blob may be in flight (default 600)",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("demo", help="load a synthetic OMI-DB-like data set")
+    p.add_argument("--clients", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--full-size",
+        action="store_true",
+        help="real detector sizes (3328x4096 FFDM, 50+ frame DBT)",
+    )
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("init-db", help="create or migrate the index")
+    p.set_defaults(func=cmd_init_db)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``omipacs`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except ConfigurationError as exc:
+        console.print(f"[red]configuration error:[/] {exc.reason}")
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

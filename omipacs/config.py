@@ -1,0 +1,235 @@
+"""Typed, frozen settings read once from ``config.toml``.
+
+Precedence is defaults < ``config.toml`` < environment (``OMIPACS_<SECTION>_<KEY>``).
+Relative paths are resolved against the directory of the config file, so the archive
+behaves the same whatever the working directory. Services receive the settings (or the
+part they need) as arguments; nothing reads configuration from a global.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omipacs.errors import ConfigurationError
+
+ENV_PREFIX = "OMIPACS_"
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where bytes live."""
+
+    root: Path = Path("storage")
+    """Data root: blobs, spool, the default SQLite index and the quarantine."""
+    url: str = ""
+    """Optional fsspec URL (``s3://bucket/prefix``) for blobs; empty means files under root."""
+    max_instance_bytes: int = 4 * 1024**3
+    """Largest single instance accepted (declared pixel size included)."""
+    fsync: bool = True
+    """fsync files and directories before acknowledging (turn off only for throwaway demos)."""
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """The index."""
+
+    url: str = ""
+    """SQLAlchemy URL; empty means ``sqlite:///<storage.root>/index.sqlite``."""
+    echo: bool = False
+    pool_size: int = 10
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A DICOM peer allowed to associate."""
+
+    ae_title: str
+    host: str = ""
+    """If set, the peer must connect from this address."""
+    deidentify: bool = True
+    """True for screening sites (identifiable data); False for tools that send objects
+    made against the archive's own pseudonymous UIDs (a viewer saving an SR)."""
+
+
+@dataclass(frozen=True)
+class DimseSettings:
+    """The DIMSE SCP."""
+
+    ae_title: str = "OMIPACS"
+    host: str = "127.0.0.1"
+    port: int = 11112
+    max_associations: int = 10
+    acse_timeout: float = 30.0
+    dimse_timeout: float = 30.0
+    network_timeout: float = 60.0
+    max_pdu_size: int = 262144
+    """Largest P-DATA PDU we accept; a peer announcing a bigger one is aborted."""
+    require_called_ae_title: bool = True
+    allow_any_peer: bool = False
+    """Development only: accept any calling AE. Refused on a non-loopback address."""
+    peers: tuple[Peer, ...] = ()
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The DICOMweb server."""
+
+    host: str = "127.0.0.1"
+    port: int = 8042
+    base_path: str = "/dicom-web"
+    insecure: bool = False
+    """Allow binding to a non-loopback address without authentication (logged loudly)."""
+    threads: int = 8
+    cors_origins: tuple[str, ...] = ("*",)
+    max_request_bytes: int = 8 * 1024**3
+    max_parts: int = 1000
+    qido_default_limit: int = 100
+    qido_max_limit: int = 1000
+
+
+@dataclass(frozen=True)
+class DeidSettings:
+    """De-identification on ingest."""
+
+    enabled: bool = True
+    key_file: Path | None = None
+    """File holding the archive-wide secret (hex or raw); never stored in the index."""
+    key_env: str = "OMIPACS_DEID_KEY"
+    """Environment variable that may hold the secret instead of a file."""
+    identity_db: Path | None = None
+    """Separate store for the keyed-hash to client-ID map (default storage/identity.sqlite)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings, as one frozen value."""
+
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    dimse: DimseSettings = field(default_factory=DimseSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    deid: DeidSettings = field(default_factory=DeidSettings)
+
+    @property
+    def database_url(self) -> str:
+        """The effective SQLAlchemy URL (SQLite under the storage root by default)."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.storage.root / 'index.sqlite'}"
+
+    def with_root(self, root: Path) -> Settings:
+        """A copy whose storage root (and so default index) is ``root``."""
+        return dataclasses.replace(self, storage=dataclasses.replace(self.storage, root=root))
+
+
+def _convert(value: Any, hint: Any, where: str, base: Path) -> Any:
+    """Coerce a TOML or environment value to the annotated type, or explain why not."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None or value == "":
+            return None
+        return _convert(value, args[0], where, base)
+    if hint is Path:
+        p = Path(str(value)).expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        ):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigurationError(f"{where}: expected true or false, got {value!r}")
+    if hint is int or hint is float:
+        try:
+            return hint(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{where}: expected a number, got {value!r}") from None
+    if hint is str:
+        if not isinstance(value, str | int | float):
+            raise ConfigurationError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    if origin is tuple:
+        (item,) = typing.get_args(hint)[:1]
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigurationError(f"{where}: expected a list, got {value!r}")
+        return tuple(_convert(v, item, f"{where}[{i}]", base) for i, v in enumerate(value))
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigurationError(f"{where}: expected a table, got {value!r}")
+        return _build(hint, value, where, base)  # type: ignore[arg-type]
+    raise ConfigurationError(f"{where}: unsupported setting type {hint!r}")
+
+
+def _build(cls: type[Any], table: dict[str, Any], where: str, base: Path) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(table) - known
+    if unknown:
+        raise ConfigurationError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    kwargs = {
+        k: _convert(v, hints[k], f"{where}.{k}" if where else k, base) for k, v in table.items()
+    }
+    return cls(**kwargs)
+
+
+def _env_overrides(environ: typing.Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """``OMIPACS_HTTP_PORT=9000`` becomes ``{"http": {"port": "9000"}}``."""
+    sections = {f.name for f in dataclasses.fields(Settings)}
+    out: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section, _, key = rest.partition("_")
+        if section in sections and key:
+            out.setdefault(section, {})[key] = value
+    return out
+
+
+def load(path: Path | None = None, environ: typing.Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``path`` (or ``./config.toml`` if it exists) plus the environment."""
+    environ = os.environ if environ is None else environ
+    if path is None:
+        env_path = environ.get("OMIPACS_CONFIG")
+        path = Path(env_path) if env_path else Path("config.toml")
+        if not path.exists():
+            path = None
+    table: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                table = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigurationError(f"config file {path} not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"config file {path}: {exc}") from None
+        base = path.resolve().parent
+    for section, values in _env_overrides(environ).items():
+        if section == "deid" and "key" in values:
+            # OMIPACS_DEID_KEY is the secret itself, read by the key loader, not a setting.
+            values.pop("key")
+        if values:
+            table.setdefault(section, {}).update(values)
+    settings: Settings = _build(Settings, table, "", base)
+    if path is None and not settings.storage.root.is_absolute():
+        settings = settings.with_root((base / settings.storage.root).resolve())
+    return settings

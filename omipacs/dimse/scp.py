@@ -1,0 +1,90 @@
+"""The DIMSE SCP: a pynetdicom AE configured from settings, bound to our handlers.
+
+Large C-STORE data sets are spooled to disk by pynetdicom as they arrive
+(``STORE_RECV_CHUNKED_DATASET``) into the archive's spool directory, so a 1.5 GB
+tomosynthesis object is never held in memory and is later renamed, not copied, into
+the blob store.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import tempfile
+from typing import Any
+
+from pynetdicom import AE, _config, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from omipacs.config import Settings
+from omipacs.dicom.uids import ACCEPTED_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES
+from omipacs.dimse import guard, handlers
+from omipacs.errors import ConfigurationError
+from omipacs.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and 'localhost'."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to expose DIMSE beyond loopback without an allow-list (robustness.md T12)."""
+    dimse = settings.dimse
+    if is_loopback(dimse.host):
+        return
+    if dimse.allow_any_peer:
+        raise ConfigurationError(
+            "dimse.allow_any_peer is for development on a loopback address only"
+        )
+    if not dimse.peers:
+        raise ConfigurationError(
+            "refusing to listen for DICOM on a non-loopback address with an empty "
+            "[[dimse.peers]] allow-list"
+        )
+
+
+def build_ae(settings: Settings) -> AE:
+    """An AE with our presentation contexts, limits and timeouts."""
+    dimse = settings.dimse
+    ae = AE(ae_title=dimse.ae_title)
+    ae.maximum_associations = dimse.max_associations
+    ae.acse_timeout = dimse.acse_timeout
+    ae.dimse_timeout = dimse.dimse_timeout
+    ae.network_timeout = dimse.network_timeout
+    ae.maximum_pdu_size = dimse.max_pdu_size
+    # Called AE title and allow-list checks happen in handle_requested, where the
+    # peer's address is known too.
+    ae.require_called_aet = False
+    ae.add_supported_context(Verification)
+    for sop_class in STORAGE_SOP_CLASSES:
+        ae.add_supported_context(sop_class, list(ACCEPTED_TRANSFER_SYNTAXES))
+    return ae
+
+
+def start(services: Services, *, block: bool = False) -> Any:
+    """Start the SCP; returns the server (call ``shutdown()``) unless ``block``."""
+    settings = services.settings
+    check_exposure(settings)
+    guard.install()
+    _config.STORE_RECV_CHUNKED_DATASET = True
+    _config.LOG_HANDLER_LEVEL = "none"
+    # pynetdicom spools C-STORE data sets with NamedTemporaryFile: put them in our spool,
+    # on the blob store's filesystem, so storing is a rename.
+    tempfile.tempdir = str(services.spool.dir)
+    ae = build_ae(settings)
+    bound: list[Any] = [
+        (evt.EVT_REQUESTED, handlers.handle_requested, [settings.dimse]),
+        (evt.EVT_C_ECHO, handlers.handle_echo),
+        (evt.EVT_C_STORE, handlers.handle_store, [services]),
+    ]
+    address = (settings.dimse.host, settings.dimse.port)
+    log.info("DICOM SCP %s listening on %s:%d", settings.dimse.ae_title, *address)
+    return ae.start_server(address, block=block, evt_handlers=bound)

@@ -1,0 +1,244 @@
+"""The one ingest pipeline behind C-STORE, STOW-RS, ``omipacs import`` and the demo.
+
+parse -> validate -> de-identify -> hash -> store bytes -> index (one transaction) -> result.
+
+Durability order (architecture.md): the blob is fsynced and renamed into place, then
+the index row is committed, then the caller acknowledges. A crash between the two
+leaves an orphan blob (found and removed by ``omipacs verify``), never an index row
+without bytes. Everything is streamed from the spool file: the header is parsed without
+the pixels and the pixels are only ever copied in bounded chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from omipacs.blobs.base import BlobStore
+from omipacs.dicom import json as dicom_json
+from omipacs.dicom.frames import frame_table
+from omipacs.dicom.parse import ParsedFile, parse_file
+from omipacs.errors import DuplicateInstance, OmipacsError, OutOfResources, Quarantined
+from omipacs.index import repository
+from omipacs.index.extract import extract
+from omipacs.ingest.origin import IngestOrigin
+from omipacs.ingest.result import IngestOutcome, IngestResult
+from omipacs.ingest.rewrite import rewrite
+from omipacs.ingest.spool import Spool, hash_file, zero_preamble
+from omipacs.ingest.validate import validate
+
+log = logging.getLogger(__name__)
+
+
+class CleanedHeader(Protocol):
+    """What a de-identification stage returns."""
+
+    @property
+    def dataset(self) -> Dataset: ...
+
+    @property
+    def file_meta(self) -> FileMetaDataset: ...
+
+    @property
+    def quarantine_reason(self) -> str | None: ...
+
+
+class HeaderCleaner(Protocol):
+    """The de-identification stage: cleans a header (never sees the pixel bytes)."""
+
+    def apply(self, header: Dataset, file_meta: FileMetaDataset) -> CleanedHeader: ...
+
+
+class QuarantineSink(Protocol):
+    """Where instances that cannot be made safe are held."""
+
+    def hold(
+        self, spooled: Path, parsed: ParsedFile, reason: str, origin: IngestOrigin
+    ) -> None: ...
+
+
+@dataclass
+class IngestPipeline:
+    """Stores instances durably and indexes them. Thread-safe: one per process."""
+
+    blobs: BlobStore
+    spool: Spool
+    write_sessions: sessionmaker[Session]
+    max_instance_bytes: int = 4 * 1024**3
+    cleaner: HeaderCleaner | None = None
+    quarantine: QuarantineSink | None = None
+
+    def ingest_stream(self, src: BinaryIO, origin: IngestOrigin) -> IngestResult:
+        """Ingest bytes from a stream (copied into the spool first)."""
+        return self.ingest_spooled(self.spool.copy_in(src), origin)
+
+    def ingest_file(self, path: Path, origin: IngestOrigin) -> IngestResult:
+        """Ingest a file the archive does not own (``omipacs import``): it is copied."""
+        with open(path, "rb") as src:
+            return self.ingest_stream(src, origin)
+
+    def ingest_spooled(self, path: Path, origin: IngestOrigin) -> IngestResult:
+        """Ingest a file the archive owns (spool); the file is consumed either way."""
+        made: list[Path] = [Path(path)]
+        try:
+            return self._ingest(Path(path), origin, made)
+        except OSError as exc:
+            if exc.errno in (28, 122):  # ENOSPC, EDQUOT
+                raise OutOfResources("storage is full") from None
+            raise
+        finally:
+            for p in made:
+                try:
+                    os.unlink(p)
+                except FileNotFoundError:
+                    pass
+
+    def _ingest(self, path: Path, origin: IngestOrigin, made: list[Path]) -> IngestResult:
+        zero_preamble(path)
+        parsed = parse_file(path)
+        validate(parsed, origin, self.max_instance_bytes)
+        if origin.deidentify and self.cleaner is not None:
+            cleaned = self.cleaner.apply(parsed.dataset, parsed.file_meta)
+            if cleaned.quarantine_reason:
+                if self.quarantine is None:
+                    raise Quarantined(cleaned.quarantine_reason)
+                self.quarantine.hold(path, parsed, cleaned.quarantine_reason, origin)
+                made.remove(path)  # the quarantine owns it now
+                return IngestResult(
+                    IngestOutcome.QUARANTINED,
+                    str(parsed.dataset.SOPClassUID),
+                    "",
+                    "",
+                    "",
+                    parsed.file_size,
+                    "",
+                    cleaned.quarantine_reason,
+                )
+            clean_path = self.spool.new_path()
+            made.append(clean_path)
+            rewrite(parsed, cleaned.file_meta, cleaned.dataset, clean_path)
+            parsed = parse_file(clean_path)
+            path = clean_path
+        return self._store(path, parsed, origin, made)
+
+    def _store(
+        self, path: Path, parsed: ParsedFile, origin: IngestOrigin, made: list[Path]
+    ) -> IngestResult:
+        ds = parsed.dataset
+        sha, dataset_sha, size = hash_file(path, parsed.dataset_offset)
+        sop_uid = str(ds.SOPInstanceUID)
+        result = IngestResult(
+            IngestOutcome.STORED,
+            str(ds.SOPClassUID),
+            sop_uid,
+            str(ds.StudyInstanceUID),
+            str(ds.SeriesInstanceUID),
+            size,
+            sha,
+        )
+
+        with self.write_sessions() as session:
+            existing = repository.find_instance(session, sop_uid)
+        if existing is not None:
+            return self._same_or_conflict(existing, dataset_sha, result)
+
+        facts = extract(ds)
+        metadata = self._metadata(parsed)
+        key = self.blobs.put_file(path)
+        made.remove(path)
+        storage: dict[str, Any] = {
+            "transfer_syntax_uid": parsed.transfer_syntax,
+            "blob_key": key,
+            "size_bytes": size,
+            "sha256": sha,
+            "dataset_sha256": dataset_sha,
+            "source_ae_title": origin.ae_title[:16],
+            "source_kind": origin.kind.value,
+        }
+        try:
+            with self.write_sessions.begin() as session:
+                existing = repository.find_instance(session, sop_uid)
+                if existing is None:
+                    repository.add_instance(session, facts, storage=storage, metadata=metadata)
+        except IntegrityError:
+            # A concurrent sender stored the same SOP Instance UID first (PostgreSQL).
+            self._discard(key)
+            with self.write_sessions() as session:
+                existing = repository.find_instance(session, sop_uid)
+            if existing is None:
+                raise
+        except BaseException:
+            self._discard(key)
+            raise
+        if existing is not None:
+            self._discard(key)
+            return self._same_or_conflict(existing, dataset_sha, result)
+        return result
+
+    def _same_or_conflict(
+        self, existing: repository.StoredInstance, dataset_sha: str, result: IngestResult
+    ) -> IngestResult:
+        if existing.dataset_sha256 != dataset_sha:
+            raise DuplicateInstance(
+                "an instance with this SOP Instance UID and different content is already "
+                "stored; the stored copy is kept"
+            )
+        return IngestResult(
+            IngestOutcome.ALREADY_STORED,
+            result.sop_class_uid,
+            result.sop_instance_uid,
+            existing.study_instance_uid,
+            existing.series_instance_uid,
+            existing.size_bytes,
+            existing.sha256,
+        )
+
+    def _discard(self, key: str) -> None:
+        try:
+            self.blobs.delete(key)
+        except OSError:
+            log.warning(
+                "could not remove blob %s after a failed index write; "
+                "omipacs verify will report it as an orphan",
+                key,
+            )
+
+    @staticmethod
+    def _metadata(parsed: ParsedFile) -> dict[str, Any]:
+        pixel = parsed.pixel
+        frames = frame_table(parsed.dataset, pixel) if pixel is not None else None
+        doc = dicom_json.instance_json(
+            parsed.dataset,
+            transfer_syntax=parsed.transfer_syntax,
+            pixel_tag=pixel.tag if pixel is not None else None,
+            pixel_vr=pixel.vr if pixel is not None else None,
+        )
+        pixel_doc = None
+        if pixel is not None:
+            pixel_doc = {
+                "tag": pixel.tag,
+                "vr": pixel.vr,
+                "encapsulated": pixel.encapsulated,
+                "element": [pixel.element_offset, pixel.element_end - pixel.element_offset],
+                "value": [pixel.value.offset, pixel.value.length] if pixel.value else None,
+            }
+        return {
+            "dicom_json": dicom_json.pack(doc),
+            "frames": frames,
+            "pixel": pixel_doc,
+            "header_length": pixel.element_offset if pixel is not None else parsed.file_size,
+        }
+
+
+def reject_reason(exc: BaseException) -> str:
+    """A reason safe to show a peer: ours verbatim, anything else generic (no internals)."""
+    if isinstance(exc, OmipacsError):
+        return exc.reason
+    return "processing failure"

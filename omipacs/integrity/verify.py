@@ -1,0 +1,141 @@
+"""Compare the index with the stored bytes, and optionally repair.
+
+The index is the truth for queries and the blob store for bytes; after a crash or a
+disk fault they can disagree in three ways (dcm4chee's OBJECT_CHECKSUM policy):
+
+* **missing**: an index row whose blob is gone or has the wrong size;
+* **corrupt**: a blob whose SHA-256 differs from the one recorded before the ack;
+* **orphan**: a blob (or spool file) with no index row: the crash hit between the
+  rename and the index commit, so the sender was never acknowledged.
+
+Repair removes orphans and leftover spool files, and takes missing or corrupt instances
+out of the index (moving corrupt bytes aside to ``corrupt/``) so no query advertises
+bytes the archive cannot serve; the report lists their UIDs so they can be re-sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import delete, select
+
+from omipacs.blobs.filesystem import FilesystemBlobStore
+from omipacs.index.models import Instance, InstanceMetadata
+from omipacs.services import Services
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` found (and, with repair, did)."""
+
+    checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    """SOP Instance UIDs whose bytes are gone."""
+    corrupt: list[str] = field(default_factory=list)
+    """SOP Instance UIDs whose bytes fail the checksum."""
+    orphans: list[str] = field(default_factory=list)
+    """Blob keys with no index row."""
+    spool_leftovers: int = 0
+    repaired: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when index and bytes agree."""
+        return not (self.missing or self.corrupt or self.orphans or self.spool_leftovers)
+
+
+def _sha256(store: Services, key: str) -> str:
+    h = hashlib.sha256()
+    with store.blobs.open(key) as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(
+    services: Services,
+    *,
+    repair: bool = False,
+    checksums: bool = True,
+    grace_seconds: float = 600.0,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Check every indexed instance and every stored blob.
+
+    Orphans and spool files younger than ``grace_seconds`` are left alone: they may
+    belong to an ingest in flight in a running server.
+    """
+    report = VerifyReport()
+    known: set[str] = set()
+    bad: list[tuple[int, str, str]] = []
+    with services.sessions() as session:
+        rows = session.execute(
+            select(
+                Instance.pk,
+                Instance.sop_instance_uid,
+                Instance.blob_key,
+                Instance.size_bytes,
+                Instance.sha256,
+            )
+        )
+        for pk, uid, key, size, sha in rows:
+            known.add(key)
+            report.checked += 1
+            if not services.blobs.exists(key) or services.blobs.size(key) != size:
+                report.missing.append(uid)
+                bad.append((pk, uid, key))
+            elif checksums and _sha256(services, key) != sha:
+                report.corrupt.append(uid)
+                bad.append((pk, uid, key))
+            if progress:
+                progress(1)
+    now = time.time()
+    for key, mtime in services.blobs.keys():
+        if key not in known and now - mtime >= grace_seconds:
+            report.orphans.append(key)
+    spool_files = [
+        e.path
+        for e in os.scandir(services.spool.dir)
+        if e.is_file() and now - e.stat().st_mtime >= grace_seconds
+    ]
+    report.spool_leftovers = len(spool_files)
+    if repair:
+        _repair(services, report, bad, spool_files)
+    return report
+
+
+def _repair(
+    services: Services,
+    report: VerifyReport,
+    bad: list[tuple[int, str, str]],
+    spool_files: list[str],
+) -> None:
+    for key in report.orphans:
+        services.blobs.delete(key)
+    for path in spool_files:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    if isinstance(services.blobs, FilesystemBlobStore):
+        for stray in list(services.blobs.stray_files()):
+            stray.unlink(missing_ok=True)
+    corrupt_dir = Path(services.settings.storage.root) / "corrupt"
+    with services.write_sessions.begin() as session:
+        for pk, uid, key in bad:
+            if uid in report.corrupt:
+                local = services.blobs.local_path(key)
+                if local is not None and local.exists():
+                    corrupt_dir.mkdir(exist_ok=True)
+                    shutil.move(str(local), corrupt_dir / key)
+                else:
+                    services.blobs.delete(key)
+            session.execute(delete(InstanceMetadata).where(InstanceMetadata.instance_pk == pk))
+            session.execute(delete(Instance).where(Instance.pk == pk))
+    report.repaired = True

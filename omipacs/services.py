@@ -1,0 +1,85 @@
+"""The archive's long-lived parts, built once per process and shared by every door.
+
+Web views, DIMSE handlers and CLI commands receive a :class:`Services` and open their
+own sessions from it; nothing is taken from a global.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from omipacs.blobs.base import BlobStore
+from omipacs.blobs.filesystem import FilesystemBlobStore
+from omipacs.config import Settings
+from omipacs.index import db
+from omipacs.ingest.pipeline import HeaderCleaner, IngestPipeline, QuarantineSink
+from omipacs.ingest.spool import Spool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Engine, sessions, blob store and the ingest pipeline of one archive."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    write_sessions: sessionmaker[Session]
+    blobs: BlobStore
+    spool: Spool
+    pipeline: IngestPipeline
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        *,
+        migrate: bool = True,
+        cleaner: HeaderCleaner | None = None,
+        quarantine: QuarantineSink | None = None,
+    ) -> Services:
+        """Open (and by default migrate) the index and the storage of ``settings``."""
+        root = Path(settings.storage.root)
+        root.mkdir(parents=True, exist_ok=True)
+        engine = db.make_engine(
+            settings.database_url,
+            echo=settings.database.echo,
+            pool_size=settings.database.pool_size,
+        )
+        if migrate:
+            db.upgrade(engine)
+        blobs = make_blob_store(settings)
+        spool = Spool(root)
+        write_sessions = db.make_sessionmaker(engine, write=True)
+        pipeline = IngestPipeline(
+            blobs=blobs,
+            spool=spool,
+            write_sessions=write_sessions,
+            max_instance_bytes=settings.storage.max_instance_bytes,
+            cleaner=cleaner,
+            quarantine=quarantine,
+        )
+        return cls(
+            settings, engine, db.make_sessionmaker(engine), write_sessions, blobs, spool, pipeline
+        )
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()
+
+
+def make_blob_store(settings: Settings) -> BlobStore:
+    """The blob store the settings name (files under the storage root by default)."""
+    if settings.storage.url:
+        from omipacs.blobs.fsspec_store import FsspecBlobStore
+
+        store: BlobStore = FsspecBlobStore(settings.storage.url, Spool(settings.storage.root).dir)
+        return store
+    return FilesystemBlobStore(settings.storage.root, fsync=settings.storage.fsync)

@@ -1,0 +1,195 @@
+"""Shared fixtures: settings on a temporary root, both databases, a live server.
+
+Fixtures build data and start real parts (a PostgreSQL server, an omipacs process
+listening on real sockets); they never replace behaviour with mocks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from omipacs.config import (
+    DatabaseSettings,
+    DimseSettings,
+    HttpSettings,
+    Peer,
+    Settings,
+    StorageSettings,
+)
+from omipacs.services import Services
+from tests.pg import PostgresServer, create_database, free_port
+
+TEST_PEERS = (
+    Peer("STORESCU"),
+    Peer("ECHOSCU"),
+    Peer("FINDSCU"),
+    Peer("PYNETDICOM"),
+    Peer("SITE_A"),
+    Peer("SITE_B"),
+    Peer("VIEWER", deidentify=False),
+)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """Admin URL of a real PostgreSQL server for this test session."""
+    url = os.environ.get("OMIPACS_TEST_PG_URL")
+    if url:
+        yield url
+        return
+    server = PostgresServer()
+    try:
+        yield server.admin_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty index database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'storage' / 'index.sqlite'}"
+    admin: str = request.getfixturevalue("postgres")
+    return create_database(admin)
+
+
+def make_settings(root: Path, db_url: str = "", **dimse: object) -> Settings:
+    """Settings for a throwaway archive under ``root`` on free ports."""
+    return Settings(
+        storage=StorageSettings(root=root / "storage"),
+        database=DatabaseSettings(url=db_url),
+        dimse=replace(DimseSettings(port=free_port(), peers=TEST_PEERS), **dimse),  # type: ignore[arg-type]
+        http=HttpSettings(port=free_port()),
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for an archive on SQLite under ``tmp_path``."""
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    """Open services (SQLite) for in-process tests of the core."""
+    svc = Services.create(settings)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def any_db_services(tmp_path: Path, db_url: str) -> Iterator[Services]:
+    """Open services on SQLite and on PostgreSQL (the test runs once per backend)."""
+    svc = Services.create(make_settings(tmp_path, db_url))
+    yield svc
+    svc.close()
+
+
+def write_config(settings: Settings, path: Path) -> Path:
+    """Write ``settings`` as a config.toml a server process can read."""
+    peers = "\n".join(
+        f'[[dimse.peers]]\nae_title = "{p.ae_title}"\n'
+        + (f'host = "{p.host}"\n' if p.host else "")
+        + f"deidentify = {'true' if p.deidentify else 'false'}\n"
+        for p in settings.dimse.peers
+    )
+    text = f"""
+[storage]
+root = "{settings.storage.root}"
+[database]
+url = "{settings.database.url}"
+[dimse]
+ae_title = "{settings.dimse.ae_title}"
+host = "{settings.dimse.host}"
+port = {settings.dimse.port}
+max_associations = {settings.dimse.max_associations}
+acse_timeout = {settings.dimse.acse_timeout}
+dimse_timeout = {settings.dimse.dimse_timeout}
+network_timeout = {settings.dimse.network_timeout}
+max_pdu_size = {settings.dimse.max_pdu_size}
+{peers}
+[http]
+host = "{settings.http.host}"
+port = {settings.http.port}
+"""
+    if settings.deid.key_file:
+        text += f'[deid]\nkey_file = "{settings.deid.key_file}"\n'
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class ServerProcess:
+    """An ``omipacs serve`` process on real sockets."""
+
+    settings: Settings
+    config: Path
+    process: subprocess.Popen[str]
+    log: list[str]
+
+    @property
+    def dimse_port(self) -> int:
+        return self.settings.dimse.port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.http.port}{self.settings.http.base_path}"
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(settings: Settings, workdir: Path, *args: str) -> ServerProcess:
+    """Start ``omipacs serve`` and wait until it says READY."""
+    config = write_config(settings, workdir / "config.toml")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("OMIPACS_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "omipacs", "--config", str(config), "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=workdir,
+    )
+    log: list[str] = []
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.append(line)
+            if line.strip() == "READY":
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.time() + 60
+    while not ready.wait(0.1):
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise RuntimeError("server did not start:\n" + "".join(log))
+    return ServerProcess(settings, config, proc, log)
+
+
+@pytest.fixture
+def server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A running archive (SQLite) with DIMSE and DICOMweb."""
+    srv = start_server(settings, tmp_path)
+    yield srv
+    srv.stop()
