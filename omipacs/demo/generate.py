@@ -141,7 +141,7 @@ class DemoManifest:
 def _study_header(seed: int, client: int, study: int, kind: StudyKind) -> dict[str, Any]:
     """Study-level attributes every instance of one study shares."""
     rng = np.random.default_rng([seed, client, study, 1])
-    start = time(8, 30 + int(rng.integers(0, 30)), 0)
+    start = time(8 + int(rng.integers(0, 8)), int(rng.integers(0, 60)), 0)
     return {
         "AccessionNumber": f"MG{int(rng.integers(10**7, 10**8))}",
         "StudyID": str(int(rng.integers(1, 10**5))),
