@@ -1,0 +1,96 @@
+"""Find the stored instances behind a WADO-RS URL, from the index alone.
+
+Everything a retrieval needs (blob key, stored transfer syntax, frame byte ranges) is
+resolved here, before a response starts streaming: once headers are sent a failure
+can no longer become a clean HTTP error (style.md §11.9).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from omipacs.dicom.uids import is_valid_uid
+from omipacs.errors import NotFound
+from omipacs.index.models import Instance, InstanceMetadata, Series, Study
+
+
+@dataclass(frozen=True)
+class InstanceLocation:
+    """One stored instance as retrieval needs it."""
+
+    pk: int
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+    transfer_syntax: str
+    blob_key: str
+    size: int
+    number_of_frames: int
+    frames: list[list[list[int]]] | None
+    """Per frame, the [offset, length] value ranges of its bytes in the blob."""
+    pixel: dict[str, Any] | None
+    header_length: int
+    """Bytes of the blob before Pixel Data: enough to parse the header."""
+
+
+def _check(uid: str | None) -> None:
+    # A malformed UID cannot match anything; answer 404 without touching the index.
+    if uid is not None and not is_valid_uid(uid):
+        raise NotFound("no such resource")
+
+
+def locate(
+    session: Session,
+    study_uid: str,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+    *,
+    restrict: ColumnElement[bool] | None = None,
+    with_frames: bool = True,
+) -> list[InstanceLocation]:
+    """Instances of a study, series or single instance, in series/instance order.
+
+    Raises NotFound when nothing matches (or nothing the caller may see: the two are
+    indistinguishable by design).
+    """
+    for uid in (study_uid, series_uid, sop_uid):
+        _check(uid)
+    columns: list[Any] = [
+        Instance.pk, Study.study_instance_uid, Series.series_instance_uid,
+        Instance.sop_instance_uid, Instance.sop_class_uid, Instance.transfer_syntax_uid,
+        Instance.blob_key, Instance.size_bytes, Instance.number_of_frames,
+        InstanceMetadata.header_length, InstanceMetadata.pixel,
+    ]
+    if with_frames:
+        columns.append(InstanceMetadata.frames)
+    stmt = (
+        select(*columns)
+        .join(Series, Instance.series_pk == Series.pk)
+        .join(Study, Series.study_pk == Study.pk)
+        .join(InstanceMetadata, InstanceMetadata.instance_pk == Instance.pk)
+        .where(Study.study_instance_uid == study_uid)
+        .order_by(Series.series_number, Series.pk, Instance.instance_number, Instance.pk)
+    )
+    if series_uid is not None:
+        stmt = stmt.where(Series.series_instance_uid == series_uid)
+    if sop_uid is not None:
+        stmt = stmt.where(Instance.sop_instance_uid == sop_uid)
+    if restrict is not None:
+        stmt = stmt.where(restrict)
+    found = [
+        InstanceLocation(
+            pk=row[0], study_uid=row[1], series_uid=row[2], sop_uid=row[3],
+            sop_class_uid=row[4], transfer_syntax=row[5], blob_key=row[6], size=row[7],
+            number_of_frames=row[8] or 1, header_length=row[9], pixel=row[10],
+            frames=row[11] if with_frames else None,
+        )
+        for row in session.execute(stmt)
+    ]
+    if not found:
+        raise NotFound("no such resource")
+    return found

@@ -1,0 +1,262 @@
+"""Decode one stored frame into a numpy array.
+
+The archive keeps instances exactly as received and records, at ingest, where each frame's
+bytes lie in the file. Retrieval therefore never needs the whole object in memory: the
+caller reads one frame's bytes (for encapsulated data, the frame's fragments joined, item
+headers excluded) and hands them here together with the header dataset (read with
+``stop_before_pixels``). Everything that can read pixels (``/rendered``, ``/thumbnail``,
+transcoding) goes through :func:`decode_frame`.
+
+Decoding itself is pydicom's: its per-transfer-syntax :class:`~pydicom.pixels.decoders.base.
+Decoder` handles the native layouts (planar configuration, bit packing, big endian, unused
+high bits, YBR to RGB) and dispatches compressed frames to the installed plugins
+(pylibjpeg-libjpeg for JPEG and JPEG-LS, pylibjpeg-openjpeg for JPEG 2000 and HTJ2K,
+pydicom's own RLE decoder). See PS3.5 section 8 (native and encapsulated pixel data) and
+Annex A.4 (encapsulation).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Final
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate
+from pydicom.pixels.decoders.base import Decoder, get_decoder
+from pydicom.uid import (
+    HTJ2K,
+    JPEG2000,
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+
+from omipacs.errors import NotAcceptable
+
+LOGGER = logging.getLogger(__name__)
+
+NATIVE_SYNTAXES: Final[frozenset[str]] = frozenset(
+    {ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian}
+)
+"""Uncompressed transfer syntaxes whose frames are a fixed number of bytes (PS3.5 8.1)."""
+
+COMPRESSED_SYNTAXES: Final[frozenset[str]] = frozenset(
+    {
+        JPEGBaseline8Bit,
+        JPEGExtended12Bit,
+        JPEGLossless,
+        JPEGLosslessSV1,
+        JPEGLSLossless,
+        JPEGLSNearLossless,
+        JPEG2000Lossless,
+        JPEG2000,
+        HTJ2KLossless,
+        HTJ2KLosslessRPCL,
+        HTJ2K,
+        RLELossless,
+    }
+)
+"""Encapsulated transfer syntaxes this module can decode when a plugin is installed."""
+
+LOSSY_SYNTAXES: Final[frozenset[str]] = frozenset(
+    {JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLSNearLossless}
+)
+"""Syntaxes whose frames are always (or almost always) lossy; JPEG 2000 and HTJ2K
+(.4.91, .4.203) may be either, so they are not listed."""
+
+
+def is_native(transfer_syntax: str) -> bool:
+    """Return True if `transfer_syntax` stores frames uncompressed (PS3.5 8.1.1)."""
+    return transfer_syntax in NATIVE_SYNTAXES
+
+
+def _decoder_for(transfer_syntax: str) -> Decoder:
+    """Return pydicom's decoder for `transfer_syntax`, or raise NotAcceptable.
+
+    Deflated Explicit VR Little Endian is refused: its frames cannot be located without
+    inflating the whole data set, which the archive never does on retrieval.
+    """
+    if transfer_syntax == DeflatedExplicitVRLittleEndian:
+        raise NotAcceptable("frames of a deflated data set cannot be decoded individually")
+    if transfer_syntax not in NATIVE_SYNTAXES | COMPRESSED_SYNTAXES:
+        raise NotAcceptable(f"pixel data in transfer syntax {transfer_syntax} cannot be decoded")
+    decoder = get_decoder(UID(transfer_syntax))
+    if not decoder.is_available:
+        raise NotAcceptable(
+            f"no decoder is installed for {UID(transfer_syntax).name} ({transfer_syntax})"
+        )
+    return decoder
+
+
+def can_decode(transfer_syntax: str) -> bool:
+    """Return True if frames in `transfer_syntax` can be decoded with the installed plugins."""
+    try:
+        _decoder_for(transfer_syntax)
+    except NotAcceptable:
+        return False
+    return True
+
+
+def number_of_frames(header: Dataset) -> int:
+    """Return (0028,0008) Number of Frames, 1 when absent, empty or zero (PS3.3 C.7.6.6)."""
+    value = header.get("NumberOfFrames")
+    try:
+        count = int(value) if value not in (None, "") else 1
+    except (TypeError, ValueError):
+        count = 1
+    return max(count, 1)
+
+
+def _require_int(header: Dataset, keyword: str) -> int:
+    """Return an Image Pixel module integer, or NotAcceptable when it is absent."""
+    value = header.get(keyword)
+    if value is None or value == "":
+        raise NotAcceptable(f"the instance has no {keyword}; it holds no renderable pixels")
+    return int(value)
+
+
+def pixel_options(header: Dataset) -> dict[str, Any]:
+    """Return the Image Pixel module values (PS3.3 C.7.6.3) that describe one frame.
+
+    The result is shaped for pydicom's decoders and encoders (``rows``, ``columns``,
+    ``samples_per_pixel`` and so on) and always describes a single frame, so the extended
+    offset table and the real Number of Frames of the header are deliberately left out.
+
+    Raises
+    ------
+    NotAcceptable
+        If Rows, Columns, Bits Allocated or Photometric Interpretation is missing: the
+        instance has no pixel data that could be decoded.
+    """
+    samples = int(header.get("SamplesPerPixel", 1) or 1)
+    bits_allocated = _require_int(header, "BitsAllocated")
+    photometric = str(header.get("PhotometricInterpretation", "") or "")
+    if not photometric:
+        raise NotAcceptable("the instance has no PhotometricInterpretation")
+    opts: dict[str, Any] = {
+        "rows": _require_int(header, "Rows"),
+        "columns": _require_int(header, "Columns"),
+        "samples_per_pixel": samples,
+        "bits_allocated": bits_allocated,
+        "bits_stored": int(header.get("BitsStored", bits_allocated) or bits_allocated),
+        "pixel_representation": int(header.get("PixelRepresentation", 0) or 0),
+        "photometric_interpretation": photometric,
+        "number_of_frames": 1,
+        "pixel_keyword": "PixelData",
+    }
+    if samples > 1:
+        opts["planar_configuration"] = int(header.get("PlanarConfiguration", 0) or 0)
+    return opts
+
+
+def native_frame_length(header: Dataset) -> int:
+    """Return the number of bytes of one uncompressed frame (PS3.5 8.1.1).
+
+    For Bits Allocated 1 the frame is rounded up to whole bytes, as pydicom does when it
+    decodes a single frame; YBR_FULL_422 frames are two thirds of the full size.
+    """
+    opts = pixel_options(header)
+    pixels: int = opts["rows"] * opts["columns"] * opts["samples_per_pixel"]
+    if opts["photometric_interpretation"] == "YBR_FULL_422":
+        pixels = pixels // 3 * 2
+    bits: int = opts["bits_allocated"]
+    return math.ceil(pixels * bits / 8)
+
+
+def decode_frame_with_properties(
+    header: Dataset, frame: bytes, transfer_syntax: str
+) -> tuple[np.ndarray, dict[str, str | int]]:
+    """Decode one frame and also return the Image Pixel values that describe the result.
+
+    The second value matters when the decoded array no longer matches the header: a JPEG
+    frame stored as YBR_FULL_422 comes back as RGB with Planar Configuration 0, and a
+    transcoded instance must say so (PS3.5 8.2.1, PS3.3 C.7.6.3.1.2).
+
+    Parameters
+    ----------
+    header : pydicom.dataset.Dataset
+        The instance's attributes up to, but not including, the pixel data.
+    frame : bytes
+        For native syntaxes the frame's bytes; for encapsulated syntaxes the frame's
+        fragments concatenated, without item tags (PS3.5 A.4).
+    transfer_syntax : str
+        The transfer syntax UID the instance is stored in.
+
+    Returns
+    -------
+    tuple[numpy.ndarray, dict[str, str | int]]
+        The frame shaped (rows, columns) or (rows, columns, samples), and pydicom's
+        description of it (``photometric_interpretation``, ``planar_configuration``, ...).
+
+    Raises
+    ------
+    NotAcceptable
+        If the syntax cannot be decoded here, the header lacks the Image Pixel module, or
+        every installed plugin failed on the frame. A client can still ask for the stored
+        representation, so 406 rather than a server error.
+    """
+    decoder = _decoder_for(transfer_syntax)
+    opts = pixel_options(header)
+    native = transfer_syntax in NATIVE_SYNTAXES
+    if native and transfer_syntax == ExplicitVRBigEndian:
+        # PS3.5 A.3: byte swapping depends on whether the element was OB or OW
+        opts["pixel_vr"] = "OW" if opts["bits_allocated"] > 8 else "OB"
+    if native and len(frame) < native_frame_length(header):
+        raise NotAcceptable(
+            f"the stored frame is {len(frame)} bytes, shorter than the "
+            f"{native_frame_length(header)} bytes its Image Pixel module describes"
+        )
+    try:
+        if native:
+            arr, props = decoder.as_array(frame, **opts)
+        else:
+            arr, props = decoder.as_array(encapsulate([frame], has_bot=False), index=0, **opts)
+    except (ValueError, RuntimeError, NotImplementedError, AttributeError) as exc:
+        LOGGER.warning("frame decoding failed for %s: %s", transfer_syntax, exc)
+        raise NotAcceptable(
+            f"the frame could not be decoded from {UID(transfer_syntax).name}"
+        ) from exc
+    return arr, props
+
+
+def decode_frame(header: Dataset, frame: bytes, transfer_syntax: str) -> np.ndarray:
+    """Decode one stored frame to a numpy array.
+
+    Parameters
+    ----------
+    header : pydicom.dataset.Dataset
+        The instance's attributes read with ``stop_before_pixels``; only the Image Pixel
+        module (PS3.3 C.7.6.3) is used.
+    frame : bytes
+        The frame's bytes: a native frame, or an encapsulated frame's fragments joined.
+    transfer_syntax : str
+        The transfer syntax UID the frame is encoded in.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (rows, columns) for one sample per pixel, (rows, columns, samples) otherwise,
+        with colour frames converted to RGB and planar configuration 0. The dtype holds
+        Bits Allocated bits with the sign of Pixel Representation; stored values are not
+        rescaled (the Modality LUT is a rendering step).
+
+    Raises
+    ------
+    NotAcceptable
+        See :func:`decode_frame_with_properties`.
+    """
+    return decode_frame_with_properties(header, frame, transfer_syntax)[0]
