@@ -52,18 +52,24 @@ def _progress() -> Progress:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the DIMSE SCP and the DICOMweb server until interrupted."""
+    from omipacs.dimse import scp
+    from omipacs.web import server as web_server
+
     settings = _settings(args)
+    # Refuse unsafe exposure before anything starts listening.
+    scp.check_exposure(settings)
+    if not args.no_http:
+        web_server.check_exposure(settings)
     services = open_archive(settings)
     swept = services.spool.sweep(older_than=0 if args.sweep_all else 3600)
     if swept:
         log.info("removed %d stale spool files", swept)
-    from omipacs.dimse import scp
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     dimse = scp.start(services)
-    http = None
+    http = None if args.no_http else web_server.start(services)
     console.print(
         f"omipacs: DICOM {settings.dimse.ae_title}@{settings.dimse.host}:{settings.dimse.port}"
         + (

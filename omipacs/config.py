@@ -88,8 +88,19 @@ class HttpSettings:
     """Allow binding to a non-loopback address without authentication (logged loudly)."""
     threads: int = 8
     cors_origins: tuple[str, ...] = ("*",)
+    """Origins allowed to call the API from a browser (a viewer on another host)."""
+    public_url: str = ""
+    """The URL clients use to reach the server (``https://pacs.example.org/archive``);
+    when set, absolute URLs in responses use it instead of the request's Host."""
+    trust_proxy_headers: bool = True
+    """Build absolute URLs from Forwarded / X-Forwarded-* (set false if clients can
+    reach the server without going through a proxy you control)."""
     max_request_bytes: int = 8 * 1024**3
     max_parts: int = 1000
+    stow_deidentify: bool = False
+    """De-identify STOW-RS uploads. Off by default: STOW is how viewers and tools save
+    objects (SRs, SEGs) made against the archive's own pseudonymous UIDs, which must not
+    be remapped again. Turn on if sites upload identifiable data over STOW."""
     qido_default_limit: int = 100
     qido_max_limit: int = 1000
 

@@ -61,10 +61,17 @@ def locate(
     for uid in (study_uid, series_uid, sop_uid):
         _check(uid)
     columns: list[Any] = [
-        Instance.pk, Study.study_instance_uid, Series.series_instance_uid,
-        Instance.sop_instance_uid, Instance.sop_class_uid, Instance.transfer_syntax_uid,
-        Instance.blob_key, Instance.size_bytes, Instance.number_of_frames,
-        InstanceMetadata.header_length, InstanceMetadata.pixel,
+        Instance.pk,
+        Study.study_instance_uid,
+        Series.series_instance_uid,
+        Instance.sop_instance_uid,
+        Instance.sop_class_uid,
+        Instance.transfer_syntax_uid,
+        Instance.blob_key,
+        Instance.size_bytes,
+        Instance.number_of_frames,
+        InstanceMetadata.header_length,
+        InstanceMetadata.pixel,
     ]
     if with_frames:
         columns.append(InstanceMetadata.frames)
@@ -84,9 +91,17 @@ def locate(
         stmt = stmt.where(restrict)
     found = [
         InstanceLocation(
-            pk=row[0], study_uid=row[1], series_uid=row[2], sop_uid=row[3],
-            sop_class_uid=row[4], transfer_syntax=row[5], blob_key=row[6], size=row[7],
-            number_of_frames=row[8] or 1, header_length=row[9], pixel=row[10],
+            pk=row[0],
+            study_uid=row[1],
+            series_uid=row[2],
+            sop_uid=row[3],
+            sop_class_uid=row[4],
+            transfer_syntax=row[5],
+            blob_key=row[6],
+            size=row[7],
+            number_of_frames=row[8] or 1,
+            header_length=row[9],
+            pixel=row[10],
             frames=row[11] if with_frames else None,
         )
         for row in session.execute(stmt)

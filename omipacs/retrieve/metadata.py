@@ -36,21 +36,28 @@ def _absolutise(doc: dict[str, Any], prefix: str) -> dict[str, Any]:
     return doc
 
 
-def iter_metadata(session: Session, locations: Sequence[InstanceLocation],
-                  base: str) -> Iterator[dict[str, Any]]:
+def iter_metadata(
+    session: Session, locations: Sequence[InstanceLocation], base: str
+) -> Iterator[dict[str, Any]]:
     """DICOM JSON of each instance, bulk data URIs absolute, read in batches."""
     for start in range(0, len(locations), BATCH):
         batch = locations[start : start + BATCH]
-        rows = dict(session.execute(
-            select(InstanceMetadata.instance_pk, InstanceMetadata.dicom_json)
-            .where(InstanceMetadata.instance_pk.in_([loc.pk for loc in batch]))
-        ).tuples().all())
+        rows = dict(
+            session.execute(
+                select(InstanceMetadata.instance_pk, InstanceMetadata.dicom_json).where(
+                    InstanceMetadata.instance_pk.in_([loc.pk for loc in batch])
+                )
+            )
+            .tuples()
+            .all()
+        )
         for loc in batch:
             yield _absolutise(dicom_json.unpack(rows[loc.pk]), instance_url(base, loc))
 
 
 def metadata_json(session: Session, locations: Sequence[InstanceLocation], base: str) -> bytes:
     """The whole ``/metadata`` response body (a JSON array), compact."""
-    parts = [json.dumps(doc, separators=(",", ":")) for doc in
-             iter_metadata(session, locations, base)]
+    parts = [
+        json.dumps(doc, separators=(",", ":")) for doc in iter_metadata(session, locations, base)
+    ]
     return ("[" + ",".join(parts) + "]").encode()

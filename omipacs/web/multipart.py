@@ -27,6 +27,7 @@ Nothing here imports a web framework; both sides work on plain byte streams.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import string
 import tempfile
@@ -561,6 +562,17 @@ class MultipartWriter:
         self._check_open()
         head = self._part_head(content_type, headers)
         return iter((head, data, _CRLF))
+
+    def iter_stream_part(
+        self,
+        chunks: Iterable[bytes],
+        content_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[bytes]:
+        """One part whose body is produced as it is sent (a transcoded instance)."""
+        self._check_open()
+        head = self._part_head(content_type, headers)
+        return itertools.chain((head,), chunks, (_CRLF,))
 
     def close(self) -> bytes:
         """The close delimiter ``--boundary--`` CRLF; no part may follow."""

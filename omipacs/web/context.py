@@ -1,0 +1,33 @@
+"""Per-request access to the archive's services and the client-facing base URL."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+from omipacs.retrieve.frames import HeaderCache
+from omipacs.services import Services
+from omipacs.web.proxy import base_url
+
+
+def services() -> Services:
+    """The Services this app was created with."""
+    found: Services = current_app.extensions["omipacs"]
+    return found
+
+
+def headers_cache() -> HeaderCache:
+    """The process-wide cache of parsed instance headers."""
+    found: HeaderCache = current_app.extensions["omipacs.headers"]
+    return found
+
+
+def dicomweb_base() -> str:
+    """Absolute DICOMweb root as the client sees it (cohort roots included)."""
+    svc = services()
+    base_path = svc.settings.http.base_path
+    path = request.path
+    cut = path.find(base_path)
+    root = path[: cut + len(base_path)] if cut >= 0 else base_path
+    return base_url(
+        request, request.script_root + root, trust_proxy=svc.settings.http.trust_proxy_headers
+    )

@@ -1,0 +1,41 @@
+"""Errors to HTTP responses: the one place the mapping happens.
+
+An :class:`OmipacsError` becomes its ``http_status`` with its reason; anything else is
+logged and becomes a 500 whose body says nothing about the cause (internals and patient
+data never leak, robustness.md §1 / style.md §11.10).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from omipacs.errors import OmipacsError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, reason: str) -> Response:
+    """The one JSON error shape."""
+    response = jsonify({"error": reason, "status": status})
+    response.status_code = status
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the handlers on ``app``."""
+
+    @app.errorhandler(OmipacsError)
+    def _ours(exc: OmipacsError) -> Response:
+        return error_response(exc.http_status, exc.reason)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        return error_response(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error serving a request", exc_info=exc)
+        return error_response(500, "internal server error")

@@ -1,0 +1,153 @@
+"""Accept-header negotiation for WADO-RS (PS3.18 §8.7.3 and Table 8.7.3-5).
+
+Only decides; producing the bytes is the retrieve service's job. Every decision is
+taken before a response starts, so "cannot honour this" is a clean 406.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydicom.uid import (
+    HTJ2K,
+    JPEG2000,
+    ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+
+from omipacs.errors import NotAcceptable
+from omipacs.retrieve.transcode import supported_targets
+from omipacs.web.media import MediaRange, MediaType, parse_accept
+
+NATIVE = frozenset({ExplicitVRLittleEndian, ImplicitVRLittleEndian})
+
+#: Bulk (frame) media type of each compressed syntax (PS3.18 Table 8.7.3-5).
+SYNTAX_MEDIA_TYPE: dict[str, str] = {
+    JPEGBaseline8Bit: "image/jpeg",
+    JPEGExtended12Bit: "image/jpeg",
+    JPEGLossless: "image/jpeg",
+    JPEGLosslessSV1: "image/jpeg",
+    JPEGLSLossless: "image/jls",
+    JPEGLSNearLossless: "image/jls",
+    JPEG2000Lossless: "image/jp2",
+    JPEG2000: "image/jp2",
+    HTJ2KLossless: "image/jphc",
+    HTJ2KLosslessRPCL: "image/jphc",
+    HTJ2K: "image/jphc",
+    RLELossless: "image/x-dicom-rle",
+}
+#: Default syntax of each bulk media type when no transfer-syntax is given.
+MEDIA_TYPE_DEFAULT: dict[str, str] = {
+    "application/octet-stream": ExplicitVRLittleEndian,
+    "image/jpeg": JPEGBaseline8Bit,
+    "image/jls": JPEGLSLossless,
+    "image/jp2": JPEG2000Lossless,
+    "image/jphc": HTJ2KLossless,
+    "image/x-dicom-rle": RLELossless,
+}
+ANY = "*"
+
+
+def _ranges(accept: str | None) -> list[MediaRange]:
+    ranges = [r for r in parse_accept(accept or "") if r.q > 0]
+    return ranges or parse_accept("*/*")
+
+
+def _part_type(r: MediaRange, default_part: str) -> tuple[str | None, bool]:
+    """The part media type a range asks for, and whether it is multipart."""
+    if r.essence == "multipart/related":
+        return (r.param("type") or default_part).lower(), True
+    if r.type == "*" or (r.essence == "multipart/*"):
+        return default_part, True
+    return r.essence, False
+
+
+def choose_instance_syntax(accept: str | None, stored: set[str]) -> str | None:
+    """The transfer syntax to send instances in, or None for "as stored".
+
+    ``multipart/related; type="application/dicom"`` without ``transfer-syntax`` means
+    Explicit VR Little Endian (PS3.18 §8.7.3.5.2); ``transfer-syntax=*`` means as stored.
+    """
+    for r in _ranges(accept):
+        part, multipart = _part_type(r, "application/dicom")
+        if not multipart or part not in ("application/dicom", "*/*"):
+            continue
+        wanted = r.param("transfer-syntax") or ExplicitVRLittleEndian
+        if wanted == ANY:
+            return None
+        if all(wanted in supported_targets(s) for s in stored):
+            return None if stored == {wanted} else wanted
+    raise NotAcceptable(
+        "cannot provide the instances in any media type and transfer syntax accepted"
+    )
+
+
+@dataclass(frozen=True)
+class FrameChoice:
+    """How to send frames: target syntax (None: as stored), part media type, multipart."""
+
+    target: str | None
+    media_type: str
+    multipart: bool
+
+
+def frame_media_type(syntax: str) -> str:
+    """Content-Type of one frame part in ``syntax`` (its transfer-syntax parameter set)."""
+    essence = (
+        "application/octet-stream"
+        if syntax in NATIVE
+        else SYNTAX_MEDIA_TYPE.get(syntax, "application/octet-stream")
+    )
+    return f"{essence}; transfer-syntax={syntax}"
+
+
+def choose_frame_syntax(accept: str | None, stored: str, *, count: int) -> FrameChoice:
+    """Negotiate bulk pixel data for ``/frames`` (and ``/bulkdata`` of Pixel Data)."""
+    targets = supported_targets(stored)
+    for r in _ranges(accept):
+        part, multipart = _part_type(r, "application/octet-stream")
+        if part is None:
+            continue
+        if not multipart and count != 1:
+            continue
+        wanted = r.param("transfer-syntax")
+        if part in ("*/*", "application/*"):
+            part = "application/octet-stream"
+            wanted = wanted or ANY
+        if wanted == ANY:
+            return FrameChoice(None, frame_media_type(stored), multipart)
+        if part not in MEDIA_TYPE_DEFAULT:
+            continue
+        wanted = wanted or (
+            stored if SYNTAX_MEDIA_TYPE.get(stored) == part else MEDIA_TYPE_DEFAULT[part]
+        )
+        if part == "application/octet-stream" and wanted not in NATIVE:
+            continue
+        if part != "application/octet-stream" and SYNTAX_MEDIA_TYPE.get(wanted) != part:
+            continue
+        if wanted == stored:
+            return FrameChoice(None, frame_media_type(stored), multipart)
+        if wanted in targets:
+            return FrameChoice(wanted, frame_media_type(wanted), multipart)
+    raise NotAcceptable("cannot provide the frames in any media type and transfer syntax accepted")
+
+
+def wants(accept: str | None, *candidates: str) -> str:
+    """The first of ``candidates`` the Accept header allows, by preference (406 if none)."""
+    ranges = _ranges(accept)
+    for r in ranges:
+        for c in candidates:
+            main, sub = c.split("/", 1)
+            if r.matches(MediaType(main, sub)):
+                return c
+    raise NotAcceptable(f"this resource is available as {', '.join(candidates)}")

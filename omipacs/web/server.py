@@ -1,0 +1,74 @@
+"""Serve the Flask app with waitress (a production WSGI server, pure Python).
+
+Secure by default: the server binds to 127.0.0.1 unless configured otherwise, and
+refuses to listen on any other address while no authentication is configured, unless
+``[http] insecure = true`` says so explicitly (logged loudly). Robustness.md F1/F2:
+exposed archives without authentication are how most PACS data leaks happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from waitress.server import create_server
+
+from omipacs.config import Settings
+from omipacs.dimse.scp import is_loopback
+from omipacs.errors import ConfigurationError
+from omipacs.services import Services
+from omipacs.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+class HttpServer:
+    """A running waitress server in a background thread."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+        self._thread = threading.Thread(target=server.run, name="http", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop accepting and shut down."""
+        self._server.close()
+        self._thread.join(timeout=10)
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse a non-loopback bind without authentication unless explicitly insecure."""
+    http = settings.http
+    if is_loopback(http.host):
+        return
+    if not http.insecure:
+        raise ConfigurationError(
+            f"refusing to serve DICOMweb on {http.host}: no authentication is configured. "
+            "Bind to 127.0.0.1 behind an authenticating proxy, or set [http] insecure = true"
+        )
+    log.warning(
+        "SERVING DICOMWEB WITHOUT AUTHENTICATION ON %s:%d ([http] insecure = true)",
+        http.host,
+        http.port,
+    )
+
+
+def start(services: Services) -> HttpServer:
+    """Start serving DICOMweb; returns the server handle."""
+    check_exposure(services.settings)
+    http = services.settings.http
+    server = create_server(
+        create_app(services),
+        host=http.host,
+        port=http.port,
+        threads=http.threads,
+        channel_timeout=300,
+        max_request_body_size=http.max_request_bytes,
+        ident="omipacs",
+        url_scheme="http",
+        # Proxy headers are interpreted by omipacs.web.proxy, as the settings say.
+        clear_untrusted_proxy_headers=False,
+    )
+    log.info("DICOMweb listening on http://%s:%d%s", http.host, http.port, http.base_path)
+    return HttpServer(server)

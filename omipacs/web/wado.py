@@ -1,0 +1,309 @@
+"""WADO-RS (PS3.18 §10.4): instances, metadata, frames, bulk data, rendered, thumbnails.
+
+Views resolve everything (index lookups, Accept negotiation, parameter parsing) before
+returning, then stream from the blob store; a response never holds a whole study.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, request, stream_with_context
+
+from omipacs.errors import BadRequest, NotAcceptable, NotFound
+from omipacs.retrieve import frames as frame_io
+from omipacs.retrieve.locate import InstanceLocation, locate
+from omipacs.retrieve.metadata import metadata_json
+from omipacs.retrieve.pixels import decode_frame
+from omipacs.retrieve.render import (
+    parse_quality_param,
+    parse_viewport_param,
+    parse_window_param,
+    render_frame,
+)
+from omipacs.retrieve.transcode import transcode_frame, transcode_instance
+from omipacs.web import negotiate
+from omipacs.web.context import dicomweb_base, headers_cache, services
+from omipacs.web.multipart import MultipartWriter
+
+bp = Blueprint("wado", __name__)
+
+DICOM_JSON = "application/dicom+json"
+
+
+def _locate(
+    study: str, series: str | None = None, instance: str | None = None, *, with_frames: bool = False
+) -> list[InstanceLocation]:
+    svc = services()
+    with svc.sessions() as session:
+        return locate(session, study, series, instance, with_frames=with_frames)
+
+
+# --- instances --------------------------------------------------------------------------
+
+
+def _instances_response(locations: list[InstanceLocation]) -> Response:
+    svc = services()
+    target = negotiate.choose_instance_syntax(
+        request.headers.get("Accept"), {loc.transfer_syntax for loc in locations}
+    )
+    writer = MultipartWriter()
+
+    def body() -> Iterator[bytes]:
+        for loc in locations:
+            if target is None or loc.transfer_syntax == target:
+                content_type = f"application/dicom; transfer-syntax={loc.transfer_syntax}"
+                opener = functools.partial(svc.blobs.open, loc.blob_key)
+                yield from writer.iter_file_part(opener, content_type)
+            else:
+                source = svc.blobs.open(loc.blob_key)
+                try:
+                    stream = transcode_instance(source, target)
+                    yield from writer.iter_stream_part(
+                        stream, f"application/dicom; transfer-syntax={target}"
+                    )
+                finally:
+                    source.close()
+        yield writer.close()
+
+    params = {"transfer-syntax": target} if target else {}
+    return Response(
+        stream_with_context(body()), content_type=writer.content_type("application/dicom", params)
+    )
+
+
+@bp.get("/studies/<study>")
+def retrieve_study(study: str) -> Response:
+    return _instances_response(_locate(study))
+
+
+@bp.get("/studies/<study>/series/<series>")
+def retrieve_series(study: str, series: str) -> Response:
+    return _instances_response(_locate(study, series))
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>")
+def retrieve_instance(study: str, series: str, instance: str) -> Response:
+    return _instances_response(_locate(study, series, instance))
+
+
+# --- metadata ---------------------------------------------------------------------------
+
+
+def _metadata_response(locations: list[InstanceLocation]) -> Response:
+    negotiate.wants(request.headers.get("Accept"), DICOM_JSON, "application/json")
+    svc = services()
+    with svc.sessions() as session:
+        body = metadata_json(session, locations, dicomweb_base())
+    return Response(body, content_type=DICOM_JSON)
+
+
+@bp.get("/studies/<study>/metadata")
+def study_metadata(study: str) -> Response:
+    return _metadata_response(_locate(study))
+
+
+@bp.get("/studies/<study>/series/<series>/metadata")
+def series_metadata(study: str, series: str) -> Response:
+    return _metadata_response(_locate(study, series))
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/metadata")
+def instance_metadata(study: str, series: str, instance: str) -> Response:
+    return _metadata_response(_locate(study, series, instance))
+
+
+# --- frames -----------------------------------------------------------------------------
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/frames/<frame_list>")
+def frames(study: str, series: str, instance: str, frame_list: str) -> Response:
+    (loc,) = _locate(study, series, instance, with_frames=True)
+    if loc.pixel is None:
+        raise NotFound("this instance has no pixel data")
+    numbers = frame_io.parse_frame_list(frame_list, loc.number_of_frames)
+    choice = negotiate.choose_frame_syntax(
+        request.headers.get("Accept"), loc.transfer_syntax, count=len(numbers)
+    )
+    svc = services()
+    header = headers_cache().get(svc.blobs, loc) if choice.target else None
+
+    def frame_bytes(n: int) -> bytes:
+        data = frame_io.read_frame(svc.blobs, loc, n)
+        if choice.target is None:
+            return data
+        assert header is not None
+        return transcode_frame(header, data, loc.transfer_syntax, choice.target)
+
+    # Convert the first frame now: a refusal must be a 406, not a cut-off stream.
+    first = frame_bytes(numbers[0])
+    if not choice.multipart:
+        return Response(first, content_type=choice.media_type)
+    writer = MultipartWriter()
+    part_type = choice.media_type.split(";", 1)[0]
+
+    def body() -> Iterator[bytes]:
+        for i, n in enumerate(numbers):
+            data = first if i == 0 else frame_bytes(n)
+            yield from writer.iter_bytes_part(data, choice.media_type)
+        yield writer.close()
+
+    syntax = choice.target or loc.transfer_syntax
+    return Response(
+        stream_with_context(body()),
+        content_type=writer.content_type(part_type, {"transfer-syntax": syntax}),
+    )
+
+
+# --- bulk data --------------------------------------------------------------------------
+
+
+def _byte_range(size: int) -> tuple[int, int] | None:
+    rng = request.range
+    if rng is None:
+        return None
+    if rng.units != "bytes" or len(rng.ranges) != 1:
+        raise BadRequest("only a single byte range is supported")
+    bounds = rng.range_for_length(size)
+    if bounds is None:
+        raise BadRequest("requested range is not satisfiable")
+    return bounds
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/bulkdata/<path:tag_path>")
+def bulkdata(study: str, series: str, instance: str, tag_path: str) -> Response:
+    (loc,) = _locate(study, series, instance, with_frames=True)
+    svc = services()
+    pixel = loc.pixel or {}
+    is_pixel = tag_path.upper() == f"{pixel.get('tag', 0):08X}" and pixel
+    if is_pixel:
+        if pixel.get("value"):
+            offset, size = pixel["value"]
+        else:  # encapsulated: the element's value (Basic Offset Table item and fragments)
+            offset = pixel["element"][0] + 12
+            size = pixel["element"][1] - 12 - 8
+        syntax = loc.transfer_syntax
+        fetch = None
+    else:
+        data = frame_io.read_bulk_element(svc.blobs, loc, tag_path.upper(), headers_cache())
+        offset, size, syntax, fetch = 0, len(data), "1.2.840.10008.1.2.1", data
+    bounds = _byte_range(size)
+    start, end = bounds if bounds else (0, size)
+    accept = request.headers.get("Accept")
+    multipart = "multipart/related" in (accept or "multipart/related")
+    media = "application/octet-stream"
+    status = 206 if bounds else 200
+    headers: dict[str, Any] = {}
+    if bounds:
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    if fetch is not None:
+        chunks: Iterator[bytes] = iter((fetch[start:end],))
+    else:
+        chunks = frame_io.iter_ranges(svc.blobs, loc.blob_key, [(offset + start, end - start)])
+    if not multipart:
+        negotiate.wants(accept, media)
+        return Response(
+            stream_with_context(chunks), status=status, content_type=media, headers=headers
+        )
+    writer = MultipartWriter()
+    part_type = f"{media}; transfer-syntax={syntax}" if is_pixel else media
+
+    def body() -> Iterator[bytes]:
+        yield from writer.iter_stream_part(chunks, part_type, headers or None)
+        yield writer.close()
+
+    return Response(
+        stream_with_context(body()),
+        status=status,
+        headers=headers,
+        content_type=writer.content_type(media),
+    )
+
+
+# --- rendered and thumbnails -------------------------------------------------------------
+
+
+def _render(loc: InstanceLocation, frame: int | None, *, thumbnail: bool) -> Response:
+    if loc.pixel is None:
+        raise NotAcceptable("this instance has no pixel data to render")
+    media = negotiate.wants(
+        request.headers.get("Accept") or request.args.get("accept"), "image/jpeg", "image/png"
+    )
+    window = parse_window_param(request.args["window"]) if "window" in request.args else None
+    viewport = (
+        parse_viewport_param(request.args["viewport"]) if "viewport" in request.args else None
+    )
+    quality = parse_quality_param(request.args["quality"]) if "quality" in request.args else None
+    if frame is None:
+        # A stack's picture is its middle slice; a 2D image has one frame.
+        frame = (loc.number_of_frames + 1) // 2 if thumbnail else 1
+    if not 1 <= frame <= loc.number_of_frames:
+        raise NotFound(f"frame {frame} does not exist")
+    svc = services()
+    header = headers_cache().get(svc.blobs, loc)
+    pixels = decode_frame(header, frame_io.read_frame(svc.blobs, loc, frame), loc.transfer_syntax)
+    image = render_frame(
+        header,
+        pixels,
+        media_type=media,
+        window=window,
+        viewport=viewport,
+        quality=quality,
+        thumbnail=thumbnail,
+        frame_index=frame - 1,
+    )
+    return Response(image, content_type=media, headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _single_frame(value: str) -> int:
+    if not value.isdigit() or len(value) > 9:
+        raise BadRequest("frame number must be a positive integer")
+    return int(value)
+
+
+def _representative(locations: list[InstanceLocation]) -> InstanceLocation:
+    with_pixels = [loc for loc in locations if loc.pixel is not None]
+    if not with_pixels:
+        raise NotFound("nothing to render")
+    return with_pixels[len(with_pixels) // 2]
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/rendered")
+def rendered_instance(study: str, series: str, instance: str) -> Response:
+    (loc,) = _locate(study, series, instance, with_frames=True)
+    return _render(loc, None, thumbnail=False)
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/frames/<frame>/rendered")
+def rendered_frame(study: str, series: str, instance: str, frame: str) -> Response:
+    (loc,) = _locate(study, series, instance, with_frames=True)
+    return _render(loc, _single_frame(frame), thumbnail=False)
+
+
+@bp.get("/studies/<study>/series/<series>/rendered")
+def rendered_series(study: str, series: str) -> Response:
+    return _render(_representative(_locate(study, series, with_frames=True)), None, thumbnail=False)
+
+
+@bp.get("/studies/<study>/thumbnail")
+def thumbnail_study(study: str) -> Response:
+    return _render(_representative(_locate(study, with_frames=True)), None, thumbnail=True)
+
+
+@bp.get("/studies/<study>/series/<series>/thumbnail")
+def thumbnail_series(study: str, series: str) -> Response:
+    return _render(_representative(_locate(study, series, with_frames=True)), None, thumbnail=True)
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/thumbnail")
+def thumbnail_instance(study: str, series: str, instance: str) -> Response:
+    (loc,) = _locate(study, series, instance, with_frames=True)
+    return _render(loc, None, thumbnail=True)
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/frames/<frame>/thumbnail")
+def thumbnail_frame(study: str, series: str, instance: str, frame: str) -> Response:
+    (loc,) = _locate(study, series, instance, with_frames=True)
+    return _render(loc, _single_frame(frame), thumbnail=True)

@@ -1,0 +1,71 @@
+"""The command line: import summary, exposure checks, demo."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from omipacs.config import Settings
+from omipacs.demo import factory
+from tests.conftest import write_config
+
+
+def run(settings: Settings, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    config = write_config(settings, tmp_path / "cli.toml")
+    return subprocess.run(
+        [sys.executable, "-m", "omipacs", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_import_summary_counts_and_reasons(settings: Settings, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    (src / "nested").mkdir(parents=True)
+    for i in range(3):
+        factory.save(factory.make_mammo(rows=32, columns=32, rng=i), src / f"{i}.dcm")
+    factory.save(factory.make_mammo(rows=32, columns=32, rng=0), src / "nested" / "dup.dcm")
+    (src / "notes.txt").write_text("not dicom")
+    (src / "DICOMDIR").write_bytes(b"ignored")
+    result = run(settings, tmp_path, "import", "--json", str(src))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["files"] == 5
+    assert (summary["stored"], summary["already_stored"], summary["rejected"]) == (3, 1, 1)
+    assert list(summary["reasons"]) == ["not a DICOM file (no DICM prefix after the preamble)"]
+    strict = run(settings, tmp_path, "import", "--strict", str(src))
+    assert strict.returncode == 1
+    assert "already stored" in strict.stderr
+
+
+def test_dimse_refuses_public_address_without_allow_list(
+    settings: Settings, tmp_path: Path
+) -> None:
+    exposed = dataclasses.replace(
+        settings, dimse=dataclasses.replace(settings.dimse, host="0.0.0.0", peers=())
+    )
+    result = run(exposed, tmp_path, "serve")
+    assert result.returncode == 2
+    assert "allow-list" in result.stderr
+
+
+def test_http_refuses_public_address_without_auth(settings: Settings, tmp_path: Path) -> None:
+    exposed = dataclasses.replace(settings, http=dataclasses.replace(settings.http, host="0.0.0.0"))
+    result = run(exposed, tmp_path, "serve")
+    assert result.returncode == 2
+    assert "no authentication" in result.stderr
+
+
+def test_demo_is_deterministic_and_idempotent(settings: Settings, tmp_path: Path) -> None:
+    first = run(settings, tmp_path, "demo", "--clients", "2", "--seed", "5")
+    assert first.returncode == 0, first.stderr
+    assert "stored" in first.stderr
+    again = run(settings, tmp_path, "demo", "--clients", "2", "--seed", "5")
+    assert again.returncode == 0
+    assert "already stored" in again.stderr and " stored" not in again.stderr.replace(
+        "already stored", ""
+    )
