@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import signal
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -219,6 +221,65 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- quarantine ------------------------------------------------------------------------
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    """List, show, release or purge instances held back by de-identification."""
+    from omipacs.ingest.quarantine import Quarantine
+
+    settings = _settings(args)
+    quarantine = Quarantine(settings.storage.root)
+    if args.action == "list":
+        entries = quarantine.entries()
+        if args.json:
+            print(json.dumps([e.__dict__ for e in entries], indent=2))
+            return 0
+        table = Table(title=f"quarantine ({len(entries)})")
+        for col in ("id", "held", "from", "SOP class", "reason"):
+            table.add_column(col)
+        for e in entries:
+            held = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.held_at))
+            table.add_row(e.id, held, f"{e.origin}:{e.source_ae_title}", e.sop_class_uid, e.reason)
+        console.print(table)
+        return 0
+    if not args.id:
+        console.print("[red]give the entry id[/] (see `omipacs quarantine list`)")
+        return 2
+    try:
+        entry = quarantine.get(args.id)
+    except OmipacsError as exc:
+        console.print(f"[red]{exc.reason}")
+        return 1
+    if args.action == "show":
+        print(json.dumps(entry.__dict__, indent=2))
+        return 0
+    if args.action == "purge":
+        quarantine.purge(entry.id)
+        console.print(f"purged {entry.id}")
+        return 0
+    # release: an operator has checked the pixels; ingest normally (header de-identified).
+    services = open_archive(settings)
+    spooled = services.spool.new_path()
+    shutil.copyfile(quarantine.path(entry.id), spooled)
+    origin = IngestOrigin(
+        OriginKind(entry.origin),
+        ae_title=entry.source_ae_title,
+        deidentify=entry.deidentify,
+        pixels_reviewed=True,
+    )
+    try:
+        result = services.pipeline.ingest_spooled(spooled, origin)
+    except OmipacsError as exc:
+        console.print(f"[red]release failed:[/] {exc.reason}")
+        return 1
+    finally:
+        services.close()
+    quarantine.purge(entry.id)
+    console.print(f"released {entry.id}: {result.outcome.value} {result.sop_instance_uid}")
+    return 0
+
+
 # --- init-db ---------------------------------------------------------------------------
 
 
@@ -280,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="real detector sizes (3328x4096 FFDM, 50+ frame DBT)",
     )
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("quarantine", help="instances held back because they may identify")
+    p.add_argument("action", choices=["list", "show", "release", "purge"])
+    p.add_argument("id", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_quarantine)
 
     p = sub.add_parser("init-db", help="create or migrate the index")
     p.set_defaults(func=cmd_init_db)

@@ -7,6 +7,7 @@ listening on real sockets); they never replace behaviour with mocks.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 
 from omipacs.config import (
     DatabaseSettings,
+    DeidSettings,
     DimseSettings,
     HttpSettings,
     Peer,
@@ -29,13 +31,17 @@ from omipacs.config import (
 from omipacs.services import Services
 from tests.pg import PostgresServer, create_database, free_port
 
+#: Screening sites (SITE_A, SITE_B) send identifiable data and are de-identified; the
+#: tool AEs (dcmtk's and pynetdicom's defaults) are configured as trusted archive-side
+#: senders so tests can check that stored bytes equal the bytes sent.
 TEST_PEERS = (
-    Peer("STORESCU"),
+    Peer("STORESCU", deidentify=False),
     Peer("ECHOSCU"),
     Peer("FINDSCU"),
-    Peer("PYNETDICOM"),
+    Peer("PYNETDICOM", deidentify=False),
     Peer("SITE_A"),
     Peer("SITE_B"),
+    Peer("SITE_C"),
     Peer("VIEWER", deidentify=False),
 )
 
@@ -64,10 +70,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make_settings(root: Path, db_url: str = "", **dimse: object) -> Settings:
-    """Settings for a throwaway archive under ``root`` on free ports."""
+    """Settings for a throwaway archive under ``root`` on free ports, with its own key."""
+    key = root / "deid.key"
+    if not key.exists():
+        key.write_text(secrets.token_hex(32) + "\n")
+        key.chmod(0o600)
     return Settings(
         storage=StorageSettings(root=root / "storage"),
         database=DatabaseSettings(url=db_url),
+        deid=DeidSettings(key_file=key),
         dimse=replace(DimseSettings(port=free_port(), peers=TEST_PEERS), **dimse),  # type: ignore[arg-type]
         http=HttpSettings(port=free_port()),
     )

@@ -376,7 +376,9 @@ def make_mammo(
     ds.PositionerPrimaryAngle = 0.0 if view == "CC" else (45.0 if laterality == "L" else -45.0)
     ds.DistanceSourceToDetector = profile.source_to_detector
     ds.DistanceSourceToPatient = profile.source_to_detector - 20.0
-    ds.EstimatedRadiographicMagnificationFactor = 1.0
+    ds.EstimatedRadiographicMagnificationFactor = round(
+        profile.source_to_detector / (profile.source_to_detector - 20.0), 4
+    )
     ds.DetectorType = profile.detector_type
     ds.DetectorConfiguration = "AREA"
     ds.DetectorID = profile.detector_id

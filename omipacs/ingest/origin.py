@@ -37,3 +37,5 @@ class IngestOrigin:
     """C-STORE AffectedSOPClassUID: the data set must agree."""
     expected_sop_instance_uid: str | None = None
     """C-STORE AffectedSOPInstanceUID: the data set must agree."""
+    pixels_reviewed: bool = False
+    """An operator released this instance from quarantine after checking its pixels."""

@@ -53,7 +53,9 @@ class CleanedHeader(Protocol):
 class HeaderCleaner(Protocol):
     """The de-identification stage: cleans a header (never sees the pixel bytes)."""
 
-    def apply(self, header: Dataset, file_meta: FileMetaDataset) -> CleanedHeader: ...
+    def apply(
+        self, header: Dataset, file_meta: FileMetaDataset, *, site: str = ""
+    ) -> CleanedHeader: ...
 
 
 class QuarantineSink(Protocol):
@@ -105,8 +107,8 @@ class IngestPipeline:
         parsed = parse_file(path)
         validate(parsed, origin, self.max_instance_bytes)
         if origin.deidentify and self.cleaner is not None:
-            cleaned = self.cleaner.apply(parsed.dataset, parsed.file_meta)
-            if cleaned.quarantine_reason:
+            cleaned = self.cleaner.apply(parsed.dataset, parsed.file_meta, site=origin.ae_title)
+            if cleaned.quarantine_reason and not origin.pixels_reviewed:
                 if self.quarantine is None:
                     raise Quarantined(cleaned.quarantine_reason)
                 self.quarantine.hold(path, parsed, cleaned.quarantine_reason, origin)

@@ -72,21 +72,24 @@ def _part_type(r: MediaRange, default_part: str) -> tuple[str | None, bool]:
     return r.essence, False
 
 
-def choose_instance_syntax(accept: str | None, stored: set[str]) -> str | None:
-    """The transfer syntax to send instances in, or None for "as stored".
+def choose_instance_syntax(
+    accept: str | None, stored: set[str], *, count: int
+) -> tuple[str | None, bool]:
+    """The transfer syntax to send instances in (None: as stored) and whether multipart.
 
     ``multipart/related; type="application/dicom"`` without ``transfer-syntax`` means
     Explicit VR Little Endian (PS3.18 §8.7.3.5.2); ``transfer-syntax=*`` means as stored.
+    A single instance may also be asked for as a bare ``application/dicom``.
     """
     for r in _ranges(accept):
         part, multipart = _part_type(r, "application/dicom")
-        if not multipart or part not in ("application/dicom", "*/*"):
+        if part not in ("application/dicom", "*/*") or (not multipart and count != 1):
             continue
         wanted = r.param("transfer-syntax") or ExplicitVRLittleEndian
         if wanted == ANY:
-            return None
+            return None, multipart
         if all(wanted in supported_targets(s) for s in stored):
-            return None if stored == {wanted} else wanted
+            return (None if stored == {wanted} else wanted), multipart
     raise NotAcceptable(
         "cannot provide the instances in any media type and transfer syntax accepted"
     )

@@ -6,7 +6,6 @@ returning, then stream from the blob store; a response never holds a whole study
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,28 +43,37 @@ def _locate(
 # --- instances --------------------------------------------------------------------------
 
 
-def _instances_response(locations: list[InstanceLocation]) -> Response:
+def _instance_body(loc: InstanceLocation, target: str | None) -> Iterator[bytes]:
+    """One instance's bytes: straight from the blob, or transcoded as it streams."""
     svc = services()
-    target = negotiate.choose_instance_syntax(
-        request.headers.get("Accept"), {loc.transfer_syntax for loc in locations}
+    if target is None or loc.transfer_syntax == target:
+        yield from frame_io.iter_ranges(svc.blobs, loc.blob_key, [(0, loc.size)])
+        return
+    with svc.blobs.open(loc.blob_key) as source:
+        yield from transcode_instance(source, target)
+
+
+def _instances_response(locations: list[InstanceLocation]) -> Response:
+    target, multipart = negotiate.choose_instance_syntax(
+        request.headers.get("Accept"),
+        {loc.transfer_syntax for loc in locations},
+        count=len(locations),
     )
+    if not multipart:
+        (loc,) = locations
+        syntax = target or loc.transfer_syntax
+        return Response(
+            stream_with_context(_instance_body(loc, target)),
+            content_type=f"application/dicom; transfer-syntax={syntax}",
+        )
     writer = MultipartWriter()
 
     def body() -> Iterator[bytes]:
         for loc in locations:
-            if target is None or loc.transfer_syntax == target:
-                content_type = f"application/dicom; transfer-syntax={loc.transfer_syntax}"
-                opener = functools.partial(svc.blobs.open, loc.blob_key)
-                yield from writer.iter_file_part(opener, content_type)
-            else:
-                source = svc.blobs.open(loc.blob_key)
-                try:
-                    stream = transcode_instance(source, target)
-                    yield from writer.iter_stream_part(
-                        stream, f"application/dicom; transfer-syntax={target}"
-                    )
-                finally:
-                    source.close()
+            syntax = target or loc.transfer_syntax
+            yield from writer.iter_stream_part(
+                _instance_body(loc, target), f"application/dicom; transfer-syntax={syntax}"
+            )
         yield writer.close()
 
     params = {"transfer-syntax": target} if target else {}

@@ -13,6 +13,7 @@ Targets (issue): >= 0.7x storescp with 4 associations; peak RSS < 400 MB with 1 
 from __future__ import annotations
 
 import argparse
+import secrets
 import shutil
 import subprocess
 import sys
@@ -113,7 +114,7 @@ def run_omipacs(files: list[Path], parallel: int, work: Path, fsync: bool) -> tu
     wd = work / f"omipacs-{parallel}-{fsync}"
     wd.mkdir()
     key = wd / "deid.key"
-    key.write_text("0" * 64 + "\n")
+    key.write_text(secrets.token_hex(32) + "\n")
     proc = start_omipacs(
         write_config(wd, port, free_port(), fsync=fsync, deid_key=key), "--no-http"
     )

@@ -16,6 +16,7 @@ import pydicom
 import pytest
 from pynetdicom import AE
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from omipacs.config import Settings
 from omipacs.demo import factory
@@ -174,9 +175,13 @@ def test_kill_9_during_import_then_reimport_completes(settings: Settings, tmp_pa
     while time.time() < deadline:
         if index.exists():
             services = Services.create(settings, migrate=False)
-            with services.sessions() as s:
-                n = len(list(s.scalars(select(Instance.pk))))
-            services.close()
+            try:
+                with services.sessions() as s:
+                    n = len(list(s.scalars(select(Instance.pk))))
+            except OperationalError:  # the importer is still creating the schema
+                n = 0
+            finally:
+                services.close()
             if n >= 10:
                 break
         time.sleep(0.1)

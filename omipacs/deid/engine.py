@@ -1,0 +1,473 @@
+"""The de-identification engine: one header in, a de-identified header out.
+
+The ingest pipeline calls :meth:`Deidentifier.apply` on each instance from a source
+that must be de-identified (the caller decides, from the origin). The header is a
+pydicom data set read without its pixel data; elements that follow Pixel Data in the
+file (Digital Signatures, trailing padding) are merged into it. The engine:
+
+1. refuses data sets nested deeper than ``max_depth`` (:class:`InvalidInstance`);
+2. decides whether the pixels can be published (:func:`quarantine_reason`);
+3. derives the client pseudonym from the NHS number or the site-local ID, and the
+   client's date offset; computes Patient's Age from the birth date if it is missing;
+4. builds a *new* data set, element by element and item by item, applying the rule the
+   :class:`~omipacs.deid.profile.Profile` gives each element (the input is not changed,
+   apart from pydicom decoding raw elements in place on first access);
+5. sets the marking attributes of PS3.15 E.1.1 item 6: Patient Identity Removed,
+   De-identification Method, its Code Sequence (CID 7050) and Longitudinal Temporal
+   Information Modified (PS3.3 C.7.1.1);
+6. replaces the File Meta Information with a description of this application
+   (E.1.1 item 7): only the version, SOP class, the *new* SOP instance UID and the
+   transfer syntax are carried over, so Source/Sending AE titles and addresses go
+   (the pipeline writes a zero preamble);
+7. records the client in the identity map, if one is configured.
+
+An instance that cannot be made safe is still returned de-identified, with
+``quarantine_reason`` set: the pipeline stores it in quarantine instead of publishing
+it, and the quarantine never holds an identifiable header.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
+
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag, Tag
+from pydicom.uid import UID
+
+from omipacs.deid import actions
+from omipacs.deid.descriptors import is_safe_descriptor
+from omipacs.deid.keys import DeidKeys, load_keys
+from omipacs.deid.nhs import find_nhs_number
+from omipacs.deid.profile import DEFAULT_PROFILE, DICOM_UID_ROOT, Op, Option, Profile, Rule
+from omipacs.deid.pseudonyms import (
+    ClientPseudonym,
+    age_string,
+    client_pseudonym,
+    date_offset_days,
+    device_pseudonym,
+    parse_da,
+    remap_uid,
+    shift_date,
+    shift_datetime,
+    shift_time,
+)
+from omipacs.errors import InvalidInstance
+
+if TYPE_CHECKING:
+    from omipacs.config import Settings
+    from omipacs.deid.identity import IdentityMap
+
+logger = logging.getLogger(__name__)
+
+MAX_DEPTH: Final = 32
+"""Deepest sequence nesting accepted; real SR content trees stay well below 16."""
+
+IMPLEMENTATION_CLASS_UID: Final = "2.25.56039215782721966537957968991317651347"
+"""Implementation Class UID written into the File Meta Information of cleaned files."""
+IMPLEMENTATION_VERSION_NAME: Final = "OMIPACS_DEID_1"
+
+SECONDARY_CAPTURE_ROOT: Final = "1.2.840.10008.5.1.4.1.1.7"
+"""Secondary Capture Image Storage; its multi-frame variants are ``.1`` to ``.4``."""
+
+_AGE: Final = re.compile(r"^\d{3}[DWMY]$")
+_DATE_SOURCES: Final = ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
+
+
+@dataclass(frozen=True)
+class DeidResult:
+    """The outcome of de-identifying one header."""
+
+    dataset: Dataset
+    """A new, de-identified data set (``file_meta`` attached when there is one)."""
+    file_meta: FileMetaDataset
+    """New File Meta Information for the cleaned instance (attached to ``dataset`` too).
+
+    Transfer Syntax UID is carried over from the meta given to :meth:`Deidentifier.apply`;
+    without one it is absent and the writer must choose."""
+    client: ClientPseudonym
+    """Who the instance belongs to, pseudonymously; ``client.linked`` tells the pipeline
+    whether the NHS number linked it."""
+    quarantine_reason: str | None
+    """Why the instance must not be published (pixels may identify), or ``None``."""
+    action_counts: Mapping[str, int] = field(default_factory=dict)
+    """How many elements each operation touched, for logs (no values, no tags)."""
+
+    @property
+    def publishable(self) -> bool:
+        """True when the instance may go into the research archive."""
+        return self.quarantine_reason is None
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    """A top-level string value, "" when absent or unreadable."""
+    try:
+        value = ds.get(keyword)
+    except Exception:  # noqa: BLE001 - malformed input reads as absent here
+        return ""
+    return "" if value is None else str(value).strip()
+
+
+def quarantine_reason(ds: Dataset) -> str | None:
+    """Why the pixel data of ``ds`` cannot be published, or ``None``.
+
+    PS3.15 E.1.1 note 5 and the Clean Pixel Data Option (E.3.1): identification burned
+    into the pixels must be removed, and omipacs does not edit pixels, so:
+
+    * Burned In Annotation (0028,0301) YES: quarantined;
+    * a value other than YES or NO: quarantined (the sender's claim cannot be read);
+    * absent or empty on a Secondary Capture (1.2.840.10008.5.1.4.1.1.7 and its
+      multi-frame variants), where screen grabs with names are common: quarantined;
+    * Recognizable Visual Features (0028,0302) YES: quarantined.
+
+    Reasons are fixed strings and never echo a value from the data set.
+    """
+    burned_in = _text(ds, "BurnedInAnnotation").upper()
+    sop_class = _text(ds, "SOPClassUID")
+    if burned_in == "YES":
+        return "BurnedInAnnotation is YES: the pixel data may show identifying text"
+    if burned_in not in ("", "NO"):
+        return "BurnedInAnnotation is neither YES nor NO"
+    is_sc = sop_class == SECONDARY_CAPTURE_ROOT or sop_class.startswith(
+        SECONDARY_CAPTURE_ROOT + "."
+    )
+    if not burned_in and is_sc:
+        return "secondary capture without BurnedInAnnotation: burned-in text cannot be ruled out"
+    if _text(ds, "RecognizableVisualFeatures").upper() == "YES":
+        return "RecognizableVisualFeatures is YES"
+    return None
+
+
+def check_depth(ds: Dataset, limit: int = MAX_DEPTH) -> None:
+    """Raise :class:`InvalidInstance` if sequences in ``ds`` nest deeper than ``limit``.
+
+    Iterative, so a hostile nesting cannot exhaust the Python stack here. Items still in
+    raw (undecoded) form are checked later, level by level, as they are decoded.
+    """
+    stack: list[tuple[Dataset, int]] = [(ds, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > limit:
+            raise InvalidInstance(f"sequences nested deeper than {limit} levels")
+        for tag in list(current.keys()):
+            elem = current.get_item(tag)
+            if isinstance(elem, DataElement) and elem.VR == "SQ" and elem.value:
+                stack.extend((item, depth + 1) for item in elem.value if isinstance(item, Dataset))
+
+
+_VALUE_OPS: Final = frozenset({Op.PSEUDONYM, Op.REMAP_UID, Op.SHIFT_DATE, Op.HASH_DEVICE})
+"""Operations that rewrite string values."""
+
+
+@dataclass
+class _Pass:
+    """State of one :meth:`Deidentifier.apply` call (keeps the engine thread-safe)."""
+
+    keys: DeidKeys
+    profile: Profile
+    client: ClientPseudonym
+    offset_days: int
+    max_depth: int
+    counts: Counter[str] = field(default_factory=Counter)
+    retained_private: bool = False
+
+    # -- data sets ---------------------------------------------------------------------
+
+    def dataset(self, src: Dataset, depth: int) -> Dataset:
+        if depth > self.max_depth:
+            raise InvalidInstance(f"sequences nested deeper than {self.max_depth} levels")
+        out = Dataset()
+        kept_blocks: set[BaseTag] = set()
+        for raw_tag in list(src.keys()):
+            tag = Tag(raw_tag)
+            if tag.is_private and tag.element < 0x1000:
+                continue  # private creators: kept below only for kept blocks
+            try:
+                elem = src[tag]
+            except RecursionError:
+                raise
+            except Exception:  # noqa: BLE001 - an undecodable element is dropped, not kept
+                self.counts["unreadable"] += 1
+                logger.debug("dropped undecodable element %s", tag)
+                continue
+            if tag.is_private:
+                rule = self.profile.private_rule(tag, self._creator(src, tag))
+            else:
+                rule = self.profile.rule_for(tag, elem.VR)
+            new = self.element(elem, rule, depth)
+            if new is None:
+                continue
+            out.add(new)
+            if tag.is_private:
+                self.retained_private = True
+                kept_blocks.add(Tag(tag.group, tag.element >> 8))
+        for creator_tag in kept_blocks:
+            out.add(DataElement(creator_tag, "LO", self._creator(src, creator_tag, exact=True)))
+        return out
+
+    @staticmethod
+    def _creator(src: Dataset, tag: BaseTag, *, exact: bool = False) -> str | None:
+        creator_tag = tag if exact else Tag(tag.group, tag.element >> 8)
+        try:
+            value = src.get(creator_tag)
+        except Exception:  # noqa: BLE001 - an unreadable creator reserves nothing
+            return None
+        if value is None:
+            return None
+        value = value.value if isinstance(value, DataElement) else value
+        return str(value).strip() if value is not None else None
+
+    # -- elements ----------------------------------------------------------------------
+
+    def element(self, elem: DataElement, rule: Rule, depth: int) -> DataElement | None:
+        op = rule.op
+        if elem.VR == "SQ" and op in (Op.KEEP, Op.DUMMY, Op.CLEAN):
+            op = Op.RECURSE
+        elif op in _VALUE_OPS and (elem.VR == "SQ" or isinstance(elem.value, bytes)):
+            op = Op.REMOVE  # a value of the wrong kind (malformed VR) cannot be mapped
+        self.counts[op.value] += 1
+        if op is Op.REMOVE:
+            return None
+        if op is Op.KEEP:
+            return DataElement(elem.tag, elem.VR, _copy_value(elem.value))
+        if op is Op.EMPTY:
+            return actions.empty_element(elem)
+        if op is Op.RECURSE:
+            if elem.VR != "SQ":
+                return None
+            items = [self.dataset(item, depth + 1) for item in elem.value]
+            return DataElement(elem.tag, "SQ", Sequence(items))
+        if op is Op.PSEUDONYM:
+            return DataElement(elem.tag, elem.VR, self.client.client_id)
+        if op is Op.DUMMY:
+            dummy = actions.dummy_value(elem.VR)
+            return None if dummy is None else DataElement(elem.tag, elem.VR, dummy)
+        if op is Op.REMAP_UID:
+            return actions.map_values(elem, self._uid)
+        if op is Op.HASH_DEVICE:
+            return actions.map_values(elem, lambda v: device_pseudonym(self.keys, v))
+        if op is Op.SHIFT_DATE:
+            return self._shift(elem)
+        if op is Op.CLEAN:
+            values = actions.string_values(elem)
+            if all(is_safe_descriptor(v) for v in values):
+                return DataElement(elem.tag, elem.VR, _copy_value(elem.value))
+            self.counts["clean_rejected"] += 1
+            return self.element(elem, Rule(rule.fallback, rule.source), depth)
+        return None  # pragma: no cover - every Op is handled above
+
+    def _uid(self, uid: str) -> str:
+        uid = uid.strip(" \x00")
+        if uid.startswith(DICOM_UID_ROOT):
+            return uid
+        return remap_uid(self.keys, uid)
+
+    def _shift(self, elem: DataElement) -> DataElement | None:
+        shifters = {"DA": shift_date, "DT": shift_datetime, "TM": shift_time}
+        shifter = shifters.get(elem.VR)
+        if shifter is None:
+            return None
+        try:
+            return actions.map_values(elem, lambda v: shifter(v, self.offset_days))
+        except ValueError:
+            self.counts["unparseable_date"] += 1
+            return None
+
+
+def _copy_value(value: object) -> object:
+    """Values are immutable except multi-values, which are copied as lists."""
+    return list(value) if isinstance(value, MultiValue | list) else value
+
+
+class Deidentifier:
+    """Applies the archive's de-identification profile to instance headers.
+
+    Parameters
+    ----------
+    keys
+        The archive's keys (:func:`omipacs.deid.keys.load_keys`).
+    identity
+        Where to record clients and the sites they came from; ``None`` records nothing.
+    profile
+        The profile to apply; :data:`~omipacs.deid.profile.DEFAULT_PROFILE` by default.
+    max_depth
+        Deepest sequence nesting accepted.
+
+    Notes
+    -----
+    Thread-safe: per-call state lives in a private object, and the identity map locks.
+    """
+
+    def __init__(
+        self,
+        keys: DeidKeys,
+        identity: IdentityMap | None = None,
+        *,
+        profile: Profile = DEFAULT_PROFILE,
+        max_depth: int = MAX_DEPTH,
+    ) -> None:
+        self.keys = keys
+        self.identity = identity
+        self.profile = profile
+        self.max_depth = max_depth
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, environ: Mapping[str, str] = os.environ
+    ) -> Deidentifier:
+        """Load the keys and open the identity map named by ``settings``.
+
+        Raises :class:`~omipacs.errors.ConfigurationError` when no key is configured.
+        """
+        from omipacs.deid.identity import IdentityMap, identity_path
+
+        keys = load_keys(settings.deid, environ)
+        return cls(keys, IdentityMap(identity_path(settings)))
+
+    def client_for(self, header: Dataset, *, site: str = "") -> ClientPseudonym:
+        """The client pseudonym :meth:`apply` would give ``header``.
+
+        Without a valid NHS number the local identifier is namespaced by ``site`` and the
+        Issuer of Patient ID, so equal local IDs from two hospitals never merge. An empty
+        Patient ID falls back to the Study (then SOP) Instance UID: one unlinked client per
+        study rather than every anonymous patient of a site in one client.
+        """
+        nhs_number = find_nhs_number(header)
+        issuer = f"{site}|{_text(header, 'IssuerOfPatientID')}"
+        local_id = _text(header, "PatientID")
+        if not local_id:
+            study = _text(header, "StudyInstanceUID")
+            local_id = f"study:{study}" if study else f"sop:{_text(header, 'SOPInstanceUID')}"
+        return client_pseudonym(self.keys, nhs_number, issuer, local_id)
+
+    def apply(
+        self, header: Dataset, file_meta: FileMetaDataset | None = None, *, site: str = ""
+    ) -> DeidResult:
+        """De-identify one header.
+
+        Parameters
+        ----------
+        header
+            The instance without Pixel Data (elements after it merged in).
+        file_meta
+            The File Meta Information received with it; if ``None``, ``header.file_meta``
+            is used when present.
+        site
+            The sending site (e.g. the calling AE title); recorded in the identity map
+            and used to namespace local patient IDs.
+
+        Raises
+        ------
+        InvalidInstance
+            Sequences nest deeper than ``max_depth``.
+        """
+        check_depth(header, self.max_depth)
+        if file_meta is None:
+            file_meta = getattr(header, "file_meta", None)
+        try:
+            return self._apply(header, file_meta, site)
+        except RecursionError:
+            raise InvalidInstance("sequences nested too deeply to decode") from None
+
+    def _apply(self, header: Dataset, meta: FileMetaDataset | None, site: str) -> DeidResult:
+        reason = quarantine_reason(header)
+        client = self.client_for(header, site=site)
+        offset = date_offset_days(self.keys, client.client_id)
+        keeps_age = Option.RETAIN_PATIENT_CHARACTERISTICS in self.profile.options
+        age = _patient_age(header) if keeps_age else None
+        state = _Pass(self.keys, self.profile, client, offset, self.max_depth)
+        out = state.dataset(header, 0)
+
+        out.PatientName = client.client_id
+        out.PatientID = client.client_id
+        if age is not None:
+            out.PatientAge = age
+        self._mark(out, state.retained_private)
+        new_meta = self._file_meta(meta, out, state)
+        out.file_meta = new_meta
+        if self.identity is not None:
+            self.identity.record(client, site)
+        counts = MappingProxyType(dict(state.counts))
+        logger.debug(
+            "de-identified an instance of client %s (linked=%s, quarantine=%s): %s",
+            client.client_id, client.linked, reason is not None, dict(counts),
+        )
+        return DeidResult(out, new_meta, client, reason, counts)
+
+    def _mark(self, out: Dataset, retained_private: bool) -> None:
+        """Set the PS3.15 E.1.1 item 6 attributes and Longitudinal Temporal Info."""
+        options = self.profile.method_codes(retained_private=retained_private)
+        out.PatientIdentityRemoved = "YES"
+        out.DeidentificationMethod = [
+            "PS3.15 E.1 Basic Application Confidentiality Profile",
+            "Options " + " ".join(o.value for o in options[1:]) + " (omipacs)",
+        ]
+        items = []
+        for option in options:
+            code = option.code
+            item = Dataset()
+            item.CodeValue = code.value
+            item.CodingSchemeDesignator = code.scheme_designator
+            item.CodeMeaning = code.meaning
+            items.append(item)
+        out.DeidentificationMethodCodeSequence = Sequence(items)
+        dates_kept = Option.RETAIN_MODIFIED_DATES in self.profile.options
+        out.LongitudinalTemporalInformationModified = "MODIFIED" if dates_kept else "REMOVED"
+
+    def _file_meta(
+        self, meta: FileMetaDataset | None, out: Dataset, state: _Pass
+    ) -> FileMetaDataset:
+        """New File Meta Information describing the cleaned instance (E.1.1 item 7)."""
+        if meta is None:
+            meta = FileMetaDataset()
+        new = FileMetaDataset()
+        new.FileMetaInformationVersion = b"\x00\x01"
+        sop_class = _text(meta, "MediaStorageSOPClassUID") or _text(out, "SOPClassUID")
+        if sop_class:
+            new.MediaStorageSOPClassUID = UID(sop_class)
+        sop_instance = _text(out, "SOPInstanceUID")
+        if not sop_instance and _text(meta, "MediaStorageSOPInstanceUID"):
+            sop_instance = state._uid(_text(meta, "MediaStorageSOPInstanceUID"))
+        if sop_instance:
+            new.MediaStorageSOPInstanceUID = UID(sop_instance)
+        syntax = _text(meta, "TransferSyntaxUID")
+        if syntax:
+            new.TransferSyntaxUID = UID(syntax)
+        new.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
+        new.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+        carried = {"FileMetaInformationVersion", "MediaStorageSOPClassUID",
+                   "MediaStorageSOPInstanceUID", "TransferSyntaxUID"}
+        state.counts["meta_removed"] += sum(
+            1 for tag in meta.keys()
+            if Tag(tag).element != 0 and keyword_for_tag(tag) not in carried
+        )
+        return new
+
+
+def _patient_age(header: Dataset) -> str | None:
+    """Patient's Age to add: computed from the birth date when the header has none.
+
+    PS3.15 E.1.1 item 3 allows adding Patient's Age as a replacement for the birth date
+    (its own example). The first available of Study, Series, Acquisition and Content Date
+    is the reference; the true dates are used, so the age is exact.
+    """
+    if _AGE.match(_text(header, "PatientAge")):
+        return None
+    birth = parse_da(_text(header, "PatientBirthDate"))
+    if birth is None:
+        return None
+    for keyword in _DATE_SOURCES:
+        on = parse_da(_text(header, keyword))
+        if on is not None:
+            return age_string(birth, on)
+    return None
