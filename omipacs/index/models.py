@@ -155,9 +155,10 @@ class Instance(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     """SHA-256 of the stored file (what ``omipacs verify`` checks)."""
-    dataset_sha256: Mapped[str] = mapped_column(String(64))
-    """SHA-256 of the data set alone (no preamble or meta): how an identical re-send
-    is recognised whichever door it came through."""
+    dataset_offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Where the data set starts (after the File Meta Information). A re-send is the same
+    instance if its data set bytes are equal, whichever door (and so whichever meta
+    information) it came through; they are compared only when a UID repeats."""
     received_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now(), index=True)
     source_ae_title: Mapped[str] = mapped_column(String(16), default="")
     source_kind: Mapped[str] = mapped_column(String(16), default="")

@@ -30,7 +30,7 @@ class StoredInstance:
     blob_key: str
     size_bytes: int
     sha256: str
-    dataset_sha256: str
+    dataset_offset: int
     transfer_syntax_uid: str
 
 
@@ -78,7 +78,7 @@ def find_instance(session: Session, sop_instance_uid: str) -> StoredInstance | N
         inst.blob_key,
         inst.size_bytes,
         inst.sha256,
-        inst.dataset_sha256,
+        inst.dataset_offset,
         inst.transfer_syntax_uid,
     )
 

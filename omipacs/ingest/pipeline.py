@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -31,7 +31,7 @@ from omipacs.index.extract import extract
 from omipacs.ingest.origin import IngestOrigin
 from omipacs.ingest.result import IngestOutcome, IngestResult
 from omipacs.ingest.rewrite import rewrite
-from omipacs.ingest.spool import Spool, hash_file, zero_preamble
+from omipacs.ingest.spool import Spool, hash_file, hash_stream, zero_preamble
 from omipacs.ingest.validate import validate
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,17 @@ class QuarantineSink(Protocol):
     ) -> None: ...
 
 
+class InstanceIndexer(Protocol):
+    """Extra indexing of a newly stored instance, in the same transaction as its row.
+
+    Used for content that lives inside objects, such as ROI marks in SR documents. An
+    indexer must not raise for content it cannot read (log it and return): the instance
+    itself has been accepted.
+    """
+
+    def index(self, session: Session, parsed: ParsedFile, instance_pk: int) -> None: ...
+
+
 @dataclass
 class IngestPipeline:
     """Stores instances durably and indexes them. Thread-safe: one per process."""
@@ -76,6 +87,7 @@ class IngestPipeline:
     max_instance_bytes: int = 4 * 1024**3
     cleaner: HeaderCleaner | None = None
     quarantine: QuarantineSink | None = None
+    indexers: list[InstanceIndexer] = field(default_factory=list)
 
     def ingest_stream(self, src: BinaryIO, origin: IngestOrigin) -> IngestResult:
         """Ingest bytes from a stream (copied into the spool first)."""
@@ -134,7 +146,7 @@ class IngestPipeline:
         self, path: Path, parsed: ParsedFile, origin: IngestOrigin, made: list[Path]
     ) -> IngestResult:
         ds = parsed.dataset
-        sha, dataset_sha, size = hash_file(path, parsed.dataset_offset)
+        sha, size = hash_file(path)
         sop_uid = str(ds.SOPInstanceUID)
         result = IngestResult(
             IngestOutcome.STORED,
@@ -149,7 +161,8 @@ class IngestPipeline:
         with self.write_sessions() as session:
             existing = repository.find_instance(session, sop_uid)
         if existing is not None:
-            return self._same_or_conflict(existing, dataset_sha, result)
+            with open(path, "rb") as new:
+                return self._same_or_conflict(existing, new, parsed.dataset_offset, result)
 
         facts = extract(ds)
         metadata = self._metadata(parsed)
@@ -160,7 +173,7 @@ class IngestPipeline:
             "blob_key": key,
             "size_bytes": size,
             "sha256": sha,
-            "dataset_sha256": dataset_sha,
+            "dataset_offset": parsed.dataset_offset,
             "source_ae_title": origin.ae_title[:16],
             "source_kind": origin.kind.value,
         }
@@ -168,26 +181,42 @@ class IngestPipeline:
             with self.write_sessions.begin() as session:
                 existing = repository.find_instance(session, sop_uid)
                 if existing is None:
-                    repository.add_instance(session, facts, storage=storage, metadata=metadata)
+                    pk = repository.add_instance(session, facts, storage=storage, metadata=metadata)
+                    for indexer in self.indexers:
+                        indexer.index(session, parsed, pk)
         except IntegrityError:
             # A concurrent sender stored the same SOP Instance UID first (PostgreSQL).
-            self._discard(key)
             with self.write_sessions() as session:
                 existing = repository.find_instance(session, sop_uid)
             if existing is None:
+                self._discard(key)
                 raise
         except BaseException:
             self._discard(key)
             raise
         if existing is not None:
-            self._discard(key)
-            return self._same_or_conflict(existing, dataset_sha, result)
+            try:
+                with self.blobs.open(key) as new:
+                    return self._same_or_conflict(existing, new, parsed.dataset_offset, result)
+            finally:
+                self._discard(key)
         return result
 
     def _same_or_conflict(
-        self, existing: repository.StoredInstance, dataset_sha: str, result: IngestResult
+        self,
+        existing: repository.StoredInstance,
+        new: BinaryIO,
+        new_offset: int,
+        result: IngestResult,
     ) -> IngestResult:
-        if existing.dataset_sha256 != dataset_sha:
+        """Same UID as a stored instance: equal data set bytes, or a conflict.
+
+        Compared only when a UID repeats (a retry), so the common path hashes once.
+        """
+        new_hash, _ = hash_stream(new, new_offset)
+        with self.blobs.open(existing.blob_key) as old:
+            old_hash, _ = hash_stream(old, existing.dataset_offset)
+        if new_hash != old_hash:
             raise DuplicateInstance(
                 "an instance with this SOP Instance UID and different content is already "
                 "stored; the stored copy is kept"

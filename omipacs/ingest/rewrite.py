@@ -8,8 +8,10 @@ trailing elements are encoded. Memory use is one copy buffer, whatever the image
 
 from __future__ import annotations
 
-import shutil
+import errno
+import os
 from pathlib import Path
+from typing import BinaryIO
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomFileLike
@@ -38,20 +40,41 @@ def rewrite(parsed: ParsedFile, meta: FileMetaDataset, header: Dataset, dest: Pa
         out.is_implicit_VR = parsed.is_implicit_vr
         write_dataset(out, before)
         if pixel is not None:
+            raw.flush()
             with open(parsed.path, "rb") as src:
-                src.seek(pixel.element_offset)
-                remaining = pixel.element_end - pixel.element_offset
-                while remaining:
-                    chunk = src.read(min(remaining, 1 << 20))
-                    if not chunk:
-                        raise OSError("source file shrank while being rewritten")
-                    raw.write(chunk)
-                    remaining -= len(chunk)
+                copy_range(src, raw, pixel.element_offset, pixel.element_end - pixel.element_offset)
             if len(after):
                 write_dataset(out, after)
         raw.flush()
 
 
-def copy_file(src: Path, dest: Path) -> None:
-    """Plain copy (used when nothing in the header changes but the source is not ours)."""
-    shutil.copyfile(src, dest)
+def copy_range(src: BinaryIO, dest: BinaryIO, offset: int, length: int) -> None:
+    """Append ``length`` bytes of ``src`` from ``offset`` to ``dest`` (at its position).
+
+    Uses ``copy_file_range`` where the kernel offers it: the bytes never enter Python
+    (and may be shared, not copied, on filesystems with reflinks); else a chunked copy.
+    """
+    remaining = length
+    if hasattr(os, "copy_file_range"):
+        src_off = offset
+        try:
+            while remaining:
+                n = os.copy_file_range(
+                    src.fileno(), dest.fileno(), min(remaining, 1 << 30), src_off
+                )
+                if n == 0:
+                    raise OSError("source file shrank while being copied")
+                src_off += n
+                remaining -= n
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            offset = src_off
+    src.seek(offset)
+    while remaining:
+        chunk = src.read(min(remaining, 1 << 20))
+        if not chunk:
+            raise OSError("source file shrank while being copied")
+        dest.write(chunk)
+        remaining -= len(chunk)

@@ -68,14 +68,18 @@ def zero_preamble(path: Path) -> None:
             f.write(b"\x00" * len(head))
 
 
-def hash_file(path: Path, dataset_offset: int) -> tuple[str, str, int]:
-    """SHA-256 of the whole file and of the data set part, in one streaming pass."""
-    whole, dataset = hashlib.sha256(), hashlib.sha256()
-    pos = 0
+def hash_stream(f: BinaryIO, start: int = 0) -> tuple[str, int]:
+    """SHA-256 of a stream from ``start`` to its end, and the number of bytes hashed."""
+    digest = hashlib.sha256()
+    f.seek(start)
+    n = 0
+    while chunk := f.read(CHUNK):
+        digest.update(chunk)
+        n += len(chunk)
+    return digest.hexdigest(), n
+
+
+def hash_file(path: Path, start: int = 0) -> tuple[str, int]:
+    """SHA-256 of a file (from ``start``) in one streaming pass."""
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            whole.update(chunk)
-            if pos + len(chunk) > dataset_offset:
-                dataset.update(chunk[max(0, dataset_offset - pos) :])
-            pos += len(chunk)
-    return whole.hexdigest(), dataset.hexdigest(), pos
+        return hash_stream(f, start)

@@ -1,5 +1,9 @@
 """C-STORE ingest throughput and memory: omipacs against dcmtk's storescp.
 
+Rows: omipacs storing as received (peer STORESCU, de-identification off for it) with and
+without fsync, and omipacs de-identifying (peer SITE_A: header cleaned and rewritten,
+pixels copied by the kernel).
+
 Sends the same full-size FFDM and DBT files with dcmtk ``storescu`` over 1 and 4
 parallel associations, first to ``storescp`` (the ceiling: it only writes files, and
 does not fsync) and then to ``omipacs serve`` (which validates, hashes, fsyncs, renames
@@ -56,7 +60,7 @@ def make_files(out: Path, n_ffdm: int, n_dbt: int, dbt_frames: int) -> list[Path
     return files
 
 
-def send(files: list[Path], port: int, parallel: int) -> float:
+def send(files: list[Path], port: int, parallel: int, aet: str = "STORESCU") -> float:
     groups = [files[i::parallel] for i in range(parallel)]
     start = time.perf_counter()
     procs = [
@@ -109,9 +113,10 @@ def run_storescp(files: list[Path], parallel: int, work: Path) -> tuple[float, f
     return elapsed, rss
 
 
-def run_omipacs(files: list[Path], parallel: int, work: Path, fsync: bool) -> tuple[float, float]:
+def run_omipacs(files: list[Path], parallel: int, work: Path, fsync: bool,
+                aet: str = "STORESCU") -> tuple[float, float]:
     port = free_port()
-    wd = work / f"omipacs-{parallel}-{fsync}"
+    wd = work / f"omipacs-{parallel}-{fsync}-{aet}"
     wd.mkdir()
     key = wd / "deid.key"
     key.write_text(secrets.token_hex(32) + "\n")
@@ -119,7 +124,7 @@ def run_omipacs(files: list[Path], parallel: int, work: Path, fsync: bool) -> tu
         write_config(wd, port, free_port(), fsync=fsync, deid_key=key), "--no-http"
     )
     try:
-        elapsed = send(files, port, parallel)
+        elapsed = send(files, port, parallel, aet)
         rss = peak_rss_mib(proc.pid)
     finally:
         stop(proc)
@@ -152,6 +157,8 @@ def main() -> None:
             for fsync in (True, False):
                 t, rss = run_omipacs(files, parallel, work, fsync)
                 rows.append((f"omipacs (fsync {'on' if fsync else 'off'})", t, rss))
+            t, rss = run_omipacs(files, parallel, work, True, aet="SITE_A")
+            rows.append(("omipacs de-identifying", t, rss))
             for name, t, rss in rows:
                 print(
                     f"{name:<26}{parallel:>6}{t:>8.2f}{len(files) / t:>9.2f}"

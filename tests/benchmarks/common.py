@@ -48,6 +48,9 @@ max_associations = 16
 max_pdu_size = 131072
 [[dimse.peers]]
 ae_title = "STORESCU"
+deidentify = false
+[[dimse.peers]]
+ae_title = "SITE_A"
 [http]
 port = {http_port}
 """

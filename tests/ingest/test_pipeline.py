@@ -220,3 +220,16 @@ def test_compressed_instances_stored_as_received(
 def test_spool_is_same_filesystem_as_blobs(services: Services) -> None:
     blob_root = Path(services.settings.storage.root) / "blobs"
     assert os.stat(services.spool.dir).st_dev == os.stat(blob_root).st_dev
+
+
+def test_same_data_set_with_other_meta_is_already_stored(
+    any_db_services: Services, tmp_path: Path
+) -> None:
+    """An import and a C-STORE of one instance carry different File Meta Information."""
+    ds = factory.make_mammo()
+    any_db_services.pipeline.ingest_file(_file(tmp_path, ds, "a.dcm"), ORIGIN)
+    ds.file_meta.ImplementationClassUID = "1.2.3.4"
+    ds.file_meta.ImplementationVersionName = "OTHER_SCU"
+    again = any_db_services.pipeline.ingest_file(_file(tmp_path, ds, "b.dcm"), ORIGIN)
+    assert again.outcome is IngestOutcome.ALREADY_STORED
+    assert _count(any_db_services, Instance) == 1

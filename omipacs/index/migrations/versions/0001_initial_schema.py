@@ -141,7 +141,7 @@ def upgrade() -> None:
         sa.Column("blob_key", sa.String(length=64), nullable=False),
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
-        sa.Column("dataset_sha256", sa.String(length=64), nullable=False),
+        sa.Column("dataset_offset", sa.BigInteger(), nullable=False),
         sa.Column(
             "received_at",
             sa.DateTime(),
