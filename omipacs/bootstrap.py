@@ -49,10 +49,14 @@ def open_archive(settings: Settings, *, require_key: bool = True, demo: bool = F
     ``demo`` lets ``omipacs demo`` create a demo key when none is configured.
     """
     cleaner = None
-    if settings.deid.enabled:
-        keys = _keys(settings, require_key=require_key, demo=demo)
-        if keys is not None:
-            cleaner = Deidentifier(keys, IdentityMap(identity_path(settings)))
-    else:
+    keys = _keys(settings, require_key=require_key and settings.deid.enabled, demo=demo)
+    if not settings.deid.enabled:
         log.warning("de-identification is DISABLED ([deid] enabled = false)")
-    return Services.create(settings, cleaner=cleaner, quarantine=Quarantine(settings.storage.root))
+    elif keys is not None:
+        cleaner = Deidentifier(keys, IdentityMap(identity_path(settings)))
+    services = Services.create(
+        settings, cleaner=cleaner, quarantine=Quarantine(settings.storage.root)
+    )
+    # Clinical records are pseudonymised with the same keys as the images.
+    services.extras["deid.keys"] = keys
+    return services

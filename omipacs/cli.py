@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -25,10 +26,12 @@ from rich.table import Table
 
 from omipacs import config
 from omipacs.bootstrap import open_archive
+from omipacs.deid.keys import DeidKeys
 from omipacs.errors import ConfigurationError, OmipacsError
 from omipacs.ingest.origin import IngestOrigin, OriginKind
 from omipacs.ingest.pipeline import reject_reason
 from omipacs.ingest.result import IngestOutcome
+from omipacs.services import Services
 
 console = Console(stderr=True)
 log = logging.getLogger("omipacs")
@@ -72,6 +75,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     dimse = scp.start(services)
     http = None if args.no_http else web_server.start(services)
+    threading.Thread(
+        target=_sync_loop, args=(services, stop), name="clinical-sync", daemon=True
+    ).start()
     console.print(
         f"omipacs: DICOM {settings.dimse.ae_title}@{settings.dimse.host}:{settings.dimse.port}"
         + (
@@ -89,6 +95,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     dimse.shutdown()
     services.close()
     return 0
+
+
+def _sync_loop(services: Services, stop: threading.Event, every: float = 60.0) -> None:
+    """Keep the clinical layer (clients' 2D/3D flags, study links) up with new images."""
+    from omipacs.clinical.imaging import sync_imaging
+
+    while not stop.wait(every):
+        try:
+            with services.write_sessions.begin() as session:
+                sync_imaging(session)
+        except Exception:
+            log.exception("clinical sync failed; retrying in %.0f s", every)
 
 
 # --- import ----------------------------------------------------------------------------
@@ -155,6 +173,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             console.print(f"  rejected x{n}: {reason}")
         for name, reason in rejected[:20]:
             console.print(f"  [red]{name}[/]: {reason}")
+    _sync(services)
     services.close()
     return 1 if outcomes["rejected"] and args.strict else 0
 
@@ -280,6 +299,80 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- clinical data and statistics ----------------------------------------------------
+
+
+def _sync(services: Services) -> None:
+    """Fold newly stored images into the clinical layer (clients, 2D/3D, study links)."""
+    from omipacs.clinical.imaging import sync_imaging
+
+    with services.write_sessions.begin() as session:
+        sync_imaging(session, margin=timedelta(0))
+
+
+def cmd_clinical(args: argparse.Namespace) -> int:
+    """Import NBSS-style clinical records, or re-sync images into the clinical layer."""
+    from omipacs.clinical.importer import import_paths
+
+    settings = _settings(args)
+    services = open_archive(settings)
+    try:
+        if args.action == "sync":
+            _sync(services)
+            console.print("clinical layer in sync with the images")
+            return 0
+        keys = services.extras.get("deid.keys")
+        if not isinstance(keys, DeidKeys):
+            console.print("[red]clinical import needs the de-identification key")
+            return 2
+        with services.write_sessions() as session:
+            report = import_paths(session, [Path(p) for p in args.paths], keys)
+        _sync(services)
+        doc = report.to_dict()
+        if args.json:
+            print(json.dumps(doc, indent=2, default=str))
+        else:
+            console.print(
+                f"clinical import: {doc['created']} created, {doc['updated']} "
+                f"updated, {doc['unchanged']} unchanged, {doc['rejected']} rejected"
+            )
+            for r in doc["results"]:
+                if r.get("status") == "rejected":
+                    console.print(
+                        f"  [red]{r.get('source') or r.get('index')}[/]: {r.get('reason')}"
+                    )
+        return 0 if report.ok else 1
+    finally:
+        services.close()
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """The brochure's tables from the live index: cases by outcome, 2D, 3D, marked."""
+    from omipacs.clinical.stats import stats
+
+    settings = _settings(args)
+    services = open_archive(settings, require_key=False)
+    try:
+        _sync(services)
+        with services.sessions() as session:
+            tables = stats(session)
+    finally:
+        services.close()
+    if args.format == "json":
+        print(json.dumps(tables.to_dict(), indent=2, default=str))
+    elif args.format == "csv":
+        print(tables.to_csv(), end="")
+    else:
+        for t in tables.tables:
+            table = Table(title=t.title)
+            table.add_column("Outcome")
+            table.add_column("Number of Cases Available", justify="right")
+            for row in t.rows():
+                table.add_row(str(row["label"]), f"{row['cases']:,}")
+            Console().print(table)
+    return 0
+
+
 # --- init-db ---------------------------------------------------------------------------
 
 
@@ -347,6 +440,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", nargs="?")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_quarantine)
+
+    p = sub.add_parser("clinical", help="clinical (NBSS) records")
+    p.add_argument("action", choices=["import", "sync"])
+    p.add_argument("paths", nargs="*", help="NBSS_*.json files, folders, JSON arrays or lines")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_clinical)
+
+    p = sub.add_parser("stats", help="cases by outcome: 2D, 3D and marked (the brochure's tables)")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("init-db", help="create or migrate the index")
     p.set_defaults(func=cmd_init_db)

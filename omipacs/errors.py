@@ -162,3 +162,11 @@ class Forbidden(OmipacsError):
 
 class ConfigurationError(OmipacsError):
     """The configuration is unusable or unsafe; the server refuses to start."""
+
+
+class InvalidRecord(OmipacsError):
+    """A clinical (NBSS) record that cannot be imported: malformed, unidentifiable, or
+    holding a code or date that cannot be read. The whole record is refused."""
+
+    dimse_status = DimseStatus.DATASET_DOES_NOT_MATCH
+    http_status = 400

@@ -12,11 +12,17 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from omipacs.bootstrap import open_archive
+from omipacs.clinical.demo import clinical_records_for
+from omipacs.clinical.imaging import sync_imaging
+from omipacs.clinical.importer import import_records
 from omipacs.config import Settings
-from omipacs.demo.generate import plan_demo, write_demo
+from omipacs.deid.keys import DeidKeys
+from omipacs.demo.generate import DemoManifest, plan_demo, write_demo
 from omipacs.ingest.origin import IngestOrigin, OriginKind
+from omipacs.services import Services
 
 
 @dataclass
@@ -31,6 +37,18 @@ class DemoSummary:
         """One line for people."""
         parts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(self.outcomes.items()))
         return f"demo: {self.clients} clients, {self.studies} studies; instances: {parts}"
+
+
+def load_clinical(services: Services, plan: DemoManifest, seed: int) -> None:
+    """Import the demo's NBSS-style records (same NHS numbers and dates as its images)
+    through the clinical importer, then link them with the images."""
+    keys = services.extras.get("deid.keys")
+    if not isinstance(keys, DeidKeys):
+        return
+    with services.write_sessions() as session:
+        import_records(session, clinical_records_for(plan, seed), keys)
+    with services.write_sessions.begin() as session:
+        sync_imaging(session, margin=timedelta(0))
 
 
 def load_demo(
@@ -54,6 +72,7 @@ def load_demo(
             summary.outcomes[result.outcome.value] += 1
             if on_progress:
                 on_progress(done, total)
+        load_clinical(services, plan, seed)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
         services.close()

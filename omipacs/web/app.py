@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import Any
+
+from flask import Flask, g
 
 from omipacs.retrieve.frames import HeaderCache
 from omipacs.services import Services
-from omipacs.web import capabilities, cors, qido, stow, wado
+from omipacs.web import api, capabilities, cors, qido, stow, wado
 from omipacs.web.errors import register_error_handlers
 
 
@@ -19,6 +21,17 @@ def create_app(services: Services) -> Flask:
     base = services.settings.http.base_path.rstrip("/")
     for blueprint in (qido.bp, wado.bp, stow.bp, capabilities.bp):
         app.register_blueprint(blueprint, url_prefix=base)
+        # Each saved cohort is served as its own DICOMweb root showing only its members.
+        app.register_blueprint(
+            blueprint, url_prefix=f"/cohorts/<int:cohort_id>{base}", name=f"cohort_{blueprint.name}"
+        )
+    app.register_blueprint(api.bp, url_prefix="/api/v1")
+
+    @app.url_value_preprocessor
+    def _cohort(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        if values and endpoint and endpoint.startswith("cohort_") and "cohort_id" in values:
+            g.cohort_id = values.pop("cohort_id")
+
     cors.install(app, services.settings.http.cors_origins)
     register_error_handlers(app)
     return app

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, g, request
+from sqlalchemy import ColumnElement
 
 from omipacs.retrieve.frames import HeaderCache
 from omipacs.services import Services
@@ -31,3 +32,25 @@ def dicomweb_base() -> str:
     return base_url(
         request, request.script_root + root, trust_proxy=svc.settings.http.trust_proxy_headers
     )
+
+
+def cohort_id() -> int | None:
+    """The cohort whose DICOMweb root this request came through, if any."""
+    value: int | None = g.get("cohort_id")
+    return value
+
+
+def restriction() -> ColumnElement[bool] | None:
+    """The condition every query of this request must satisfy (None: whole archive).
+
+    Requests under ``/cohorts/{id}/dicom-web`` see only that saved cohort's studies; a
+    cohort that does not exist gives 404, like anything else not visible.
+    """
+    cid = cohort_id()
+    if cid is None:
+        return None
+    from omipacs.clinical.cohorts import cohort_restriction, get_cohort
+
+    with services().sessions() as session:
+        get_cohort(session, cid, with_members=False)
+    return cohort_restriction(cid)

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, request
 from omipacs.query.params import parse_qido
 from omipacs.query.search import search
 from omipacs.web import negotiate
-from omipacs.web.context import services
+from omipacs.web.context import restriction, services
 
 bp = Blueprint("qido", __name__)
 
@@ -33,8 +33,9 @@ def _search(
         default_limit=http.qido_default_limit,
         max_limit=http.qido_max_limit,
     )
+    restrict = restriction()
     with svc.sessions() as session:
-        result = search(session, query)
+        result = search(session, query, restrict=restrict)
     headers = {}
     if result.truncated:
         headers["Warning"] = (

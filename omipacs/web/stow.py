@@ -23,13 +23,14 @@ from pydicom.sequence import Sequence
 from omipacs.dicom.peek import peek_identity
 from omipacs.errors import (
     DimseStatus,
+    Forbidden,
     OmipacsError,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
 from omipacs.ingest.origin import IngestOrigin, OriginKind
 from omipacs.ingest.result import IngestOutcome
-from omipacs.web.context import dicomweb_base, services
+from omipacs.web.context import cohort_id, dicomweb_base, services
 from omipacs.web.media import parse_content_type
 from omipacs.web.multipart import boundary_from_content_type, iter_parts
 
@@ -64,6 +65,8 @@ def _ref(sop_class: str, sop_uid: str) -> Dataset:
 
 
 def _store(study: str | None) -> Response:
+    if cohort_id() is not None:
+        raise Forbidden("a cohort's DICOMweb root is read-only")
     boundary = _check_request()
     svc = services()
     http = svc.settings.http

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, request, stream_with_context
+from flask import Blueprint, Response, request
 
+from omipacs.blobs.base import BlobStore
 from omipacs.errors import BadRequest, NotAcceptable, NotFound
 from omipacs.retrieve import frames as frame_io
 from omipacs.retrieve.locate import InstanceLocation, locate
@@ -24,7 +25,7 @@ from omipacs.retrieve.render import (
 )
 from omipacs.retrieve.transcode import transcode_frame, transcode_instance
 from omipacs.web import negotiate
-from omipacs.web.context import dicomweb_base, headers_cache, services
+from omipacs.web.context import dicomweb_base, headers_cache, restriction, services
 from omipacs.web.multipart import MultipartWriter
 
 bp = Blueprint("wado", __name__)
@@ -36,24 +37,29 @@ def _locate(
     study: str, series: str | None = None, instance: str | None = None, *, with_frames: bool = False
 ) -> list[InstanceLocation]:
     svc = services()
+    restrict = restriction()
     with svc.sessions() as session:
-        return locate(session, study, series, instance, with_frames=with_frames)
+        return locate(session, study, series, instance, with_frames=with_frames, restrict=restrict)
 
 
 # --- instances --------------------------------------------------------------------------
 
 
-def _instance_body(loc: InstanceLocation, target: str | None) -> Iterator[bytes]:
-    """One instance's bytes: straight from the blob, or transcoded as it streams."""
-    svc = services()
+def _instance_body(blobs: BlobStore, loc: InstanceLocation, target: str | None) -> Iterator[bytes]:
+    """One instance's bytes: straight from the blob, or transcoded as it streams.
+
+    Generators here take everything they need as arguments: they run after the view has
+    returned, outside Flask's request context.
+    """
     if target is None or loc.transfer_syntax == target:
-        yield from frame_io.iter_ranges(svc.blobs, loc.blob_key, [(0, loc.size)])
+        yield from frame_io.iter_ranges(blobs, loc.blob_key, [(0, loc.size)])
         return
-    with svc.blobs.open(loc.blob_key) as source:
+    with blobs.open(loc.blob_key) as source:
         yield from transcode_instance(source, target)
 
 
 def _instances_response(locations: list[InstanceLocation]) -> Response:
+    blobs = services().blobs
     target, multipart = negotiate.choose_instance_syntax(
         request.headers.get("Accept"),
         {loc.transfer_syntax for loc in locations},
@@ -63,7 +69,7 @@ def _instances_response(locations: list[InstanceLocation]) -> Response:
         (loc,) = locations
         syntax = target or loc.transfer_syntax
         return Response(
-            stream_with_context(_instance_body(loc, target)),
+            (_instance_body(blobs, loc, target)),
             content_type=f"application/dicom; transfer-syntax={syntax}",
         )
     writer = MultipartWriter()
@@ -72,14 +78,12 @@ def _instances_response(locations: list[InstanceLocation]) -> Response:
         for loc in locations:
             syntax = target or loc.transfer_syntax
             yield from writer.iter_stream_part(
-                _instance_body(loc, target), f"application/dicom; transfer-syntax={syntax}"
+                _instance_body(blobs, loc, target), f"application/dicom; transfer-syntax={syntax}"
             )
         yield writer.close()
 
     params = {"transfer-syntax": target} if target else {}
-    return Response(
-        stream_with_context(body()), content_type=writer.content_type("application/dicom", params)
-    )
+    return Response((body()), content_type=writer.content_type("application/dicom", params))
 
 
 @bp.get("/studies/<study>")
@@ -160,7 +164,7 @@ def frames(study: str, series: str, instance: str, frame_list: str) -> Response:
 
     syntax = choice.target or loc.transfer_syntax
     return Response(
-        stream_with_context(body()),
+        (body()),
         content_type=writer.content_type(part_type, {"transfer-syntax": syntax}),
     )
 
@@ -212,9 +216,7 @@ def bulkdata(study: str, series: str, instance: str, tag_path: str) -> Response:
         chunks = frame_io.iter_ranges(svc.blobs, loc.blob_key, [(offset + start, end - start)])
     if not multipart:
         negotiate.wants(accept, media)
-        return Response(
-            stream_with_context(chunks), status=status, content_type=media, headers=headers
-        )
+        return Response((chunks), status=status, content_type=media, headers=headers)
     writer = MultipartWriter()
     part_type = f"{media}; transfer-syntax={syntax}" if is_pixel else media
 
@@ -223,7 +225,7 @@ def bulkdata(study: str, series: str, instance: str, tag_path: str) -> Response:
         yield writer.close()
 
     return Response(
-        stream_with_context(body()),
+        (body()),
         status=status,
         headers=headers,
         content_type=writer.content_type(media),

@@ -1,0 +1,132 @@
+"""The JSON API next to DICOMweb: statistics, cohorts, clinical records, timelines.
+
+Thin views over :mod:`omipacs.clinical`: parse the request, call the core function,
+return JSON. Saved cohorts are also served as DICOMweb roots (``/cohorts/{id}/dicom-web``,
+see :mod:`omipacs.web.app`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from omipacs.clinical.cohorts import (
+    CohortFilters,
+    cohort_query,
+    get_cohort,
+    list_cohorts,
+    save_cohort,
+)
+from omipacs.clinical.importer import import_records
+from omipacs.clinical.stats import stats
+from omipacs.clinical.timeline import client_timeline, find_priors
+from omipacs.deid.keys import DeidKeys
+from omipacs.errors import BadRequest, ConfigurationError, UnsupportedMediaType
+from omipacs.web.context import services
+
+bp = Blueprint("api", __name__)
+
+PAGING = ("limit", "offset", "count")
+
+
+def _json(doc: Any, status: int = 200) -> Response:
+    return Response(json.dumps(doc, default=str), status=status, content_type="application/json")
+
+
+def _int_arg(name: str, default: int, maximum: int) -> int:
+    value = request.args.get(name, str(default))
+    if not value.isdigit():
+        raise BadRequest(f"{name} must be a non-negative integer")
+    return min(int(value), maximum)
+
+
+def _body() -> Any:
+    if not request.is_json:
+        raise UnsupportedMediaType("expected application/json")
+    try:
+        return json.loads(request.get_data(cache=False))
+    except ValueError:
+        raise BadRequest("request body is not valid JSON") from None
+
+
+@bp.get("/stats")
+def get_stats() -> Response:
+    with services().sessions() as session:
+        tables = stats(session)
+    if request.args.get("format") == "csv" or (
+        request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
+    ):
+        return Response(tables.to_csv(), content_type="text/csv")
+    return _json(tables.to_dict())
+
+
+@bp.get("/cohorts")
+def cohorts() -> Response:
+    with services().sessions() as session:
+        found = list_cohorts(session, request.args.get("name"))
+    return _json([c.to_dict() for c in found])
+
+
+@bp.get("/cohorts/query")
+def query_cohort() -> Response:
+    params = {k: request.args.getlist(k) for k in request.args if k not in PAGING}
+    filters = CohortFilters.from_params(params)
+    limit = _int_arg("limit", 100, 10_000)
+    offset = _int_arg("offset", 0, 1 << 62)
+    count = request.args.get("count", "true").lower() != "false"
+    with services().sessions() as session:
+        result = cohort_query(session, filters, limit=limit, offset=offset, count=count)
+    return _json(result.to_dict())
+
+
+@bp.post("/cohorts")
+def create_cohort() -> Response:
+    body = _body()
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
+        raise BadRequest("expected {name, description?, filters}")
+    filters = CohortFilters.from_dict(body.get("filters") or {})
+    with services().write_sessions.begin() as session:
+        summary = save_cohort(
+            session, body["name"], filters, description=str(body.get("description", ""))
+        )
+    return _json(summary.to_dict(), status=201)
+
+
+@bp.get("/cohorts/<int:cohort_id>")
+def cohort(cohort_id: int) -> Response:
+    members = request.args.get("members", "true").lower() != "false"
+    with services().sessions() as session:
+        saved = get_cohort(session, cohort_id, with_members=members)
+    return _json(saved.to_dict())
+
+
+def _keys() -> DeidKeys:
+    keys = services().extras.get("deid.keys")
+    if not isinstance(keys, DeidKeys):
+        raise ConfigurationError("clinical import needs the de-identification key")
+    return keys
+
+
+@bp.post("/clinical")
+def post_clinical() -> Response:
+    body = _body()
+    records = body if isinstance(body, list) else [body]
+    with services().write_sessions() as session:
+        report = import_records(session, records, _keys())
+    return _json(report.to_dict(), status=200 if report.ok else 422)
+
+
+@bp.get("/clients/<client_id>/timeline")
+def timeline(client_id: str) -> Response:
+    with services().sessions() as session:
+        return _json(client_timeline(session, client_id).to_dict())
+
+
+@bp.get("/clients/<client_id>/priors")
+def priors(client_id: str) -> Response:
+    with services().sessions() as session:
+        found = find_priors(session, client_id)
+    return _json([dataclasses.asdict(p) for p in found])
