@@ -65,6 +65,10 @@ def start(services: Services) -> HttpServer:
         threads=http.threads,
         channel_timeout=300,
         max_request_body_size=http.max_request_bytes,
+        # Keep WADO-RS responses in memory up to the high watermark (where waitress pauses
+        # the app) instead of spooling them to temporary files after 1 MB.
+        outbuf_overflow=16 << 20,
+        outbuf_high_watermark=16 << 20,
         ident="omipacs",
         url_scheme="http",
         # Proxy headers are interpreted by omipacs.web.proxy, as the settings say.

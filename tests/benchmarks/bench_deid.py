@@ -10,6 +10,7 @@ Usage: python tests/benchmarks/bench_deid.py [--files 16]
 from __future__ import annotations
 
 import argparse
+import secrets
 import shutil
 import sys
 import tempfile
@@ -28,7 +29,7 @@ from omipacs.services import Services  # noqa: E402
 
 def run(files: list[Path], root: Path, deid: bool) -> float:
     settings = Settings(storage=StorageSettings(root=root), deid=DeidSettings(enabled=deid))
-    cleaner = Deidentifier(DeidKeys.from_secret(b"k" * 32)) if deid else None
+    cleaner = Deidentifier(DeidKeys.from_secret(secrets.token_bytes(32))) if deid else None
     services = Services.create(settings, cleaner=cleaner)
     origin = IngestOrigin(OriginKind.IMPORT, ae_title="SITE_A", deidentify=deid)
     start = time.perf_counter()

@@ -68,7 +68,7 @@ def synthesise(settings: Settings, studies: int) -> None:
                  "patient_name_search": f"OPTMSYN{base + i}", "issuer": "", "sex": "F"}
                 for i in range(n)])
             pks = dict(conn.execute(select(Patient.patient_id, Patient.pk).where(
-                Patient.patient_id.like("OPTMSYN%"))).tuples().all())
+                Patient.patient_id.like("OPTMSYN%"))).all())
             conn.execute(insert(Study), [
                 {"study_instance_uid": f"2.25.9{base + i}", "patient_pk":
                  pks[f"OPTMSYN{base + i:09d}"], "study_date": dt.date(2010, 1, 1)
@@ -77,7 +77,7 @@ def synthesise(settings: Settings, studies: int) -> None:
                  "Screening Mammography", "referring_physician_name": "", "patient_age": "055Y"}
                 for i in range(n)])
             spk = dict(conn.execute(select(Study.study_instance_uid, Study.pk).where(
-                Study.study_instance_uid.like("2.25.9%"))).tuples().all())
+                Study.study_instance_uid.like("2.25.9%"))).all())
             conn.execute(insert(Series), [
                 {"series_instance_uid": f"2.25.8{base + i}", "study_pk": spk[f"2.25.9{base + i}"],
                  "modality": "MG", "series_number": 1, "series_description": "L CC",
