@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from omipacs.annotations.indexer import SrMarkIndexer
 from omipacs.config import Settings
 from omipacs.deid.engine import Deidentifier
 from omipacs.deid.identity import IdentityMap, identity_path
@@ -59,4 +60,6 @@ def open_archive(settings: Settings, *, require_key: bool = True, demo: bool = F
     )
     # Clinical records are pseudonymised with the same keys as the images.
     services.extras["deid.keys"] = keys
+    # Expert marks inside stored SRs (ours and viewers') are indexed as they arrive.
+    services.pipeline.indexers.append(SrMarkIndexer(services.blobs))
     return services

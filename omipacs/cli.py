@@ -99,12 +99,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _sync_loop(services: Services, stop: threading.Event, every: float = 60.0) -> None:
     """Keep the clinical layer (clients' 2D/3D flags, study links) up with new images."""
+    from omipacs.annotations.indexer import resolve_pending_marks
     from omipacs.clinical.imaging import sync_imaging
 
     while not stop.wait(every):
         try:
             with services.write_sessions.begin() as session:
                 sync_imaging(session)
+                resolve_pending_marks(session)
         except Exception:
             log.exception("clinical sync failed; retrying in %.0f s", every)
 
@@ -373,6 +375,43 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- marks ------------------------------------------------------------------------------
+
+
+def cmd_marks(args: argparse.Namespace) -> int:
+    """Import OMI-DB-style expert marks (stored as SR), or re-index marks from stored SRs."""
+    from omipacs.annotations.importer import import_marks
+    from omipacs.annotations.indexer import backfill_marks
+    from omipacs.annotations.records import load_mark_file
+
+    settings = _settings(args)
+    services = open_archive(settings)
+    try:
+        if args.action == "reindex":
+            console.print(f"indexed {backfill_marks(services)} marks from stored SRs")
+            return 0
+        rejected = 0
+        for path in args.paths:
+            marks = load_mark_file(Path(path))
+            report = import_marks(services, marks.records, source_uids=marks.source_uids)
+            doc = report.to_dict()
+            rejected += len(doc.get("rejected", []))
+            if args.json:
+                print(json.dumps({"path": path, **doc}, indent=2, default=str))
+            else:
+                console.print(
+                    f"{path}: {doc.get('accepted')} marks accepted, "
+                    f"{len(doc.get('rejected', []))} rejected; SRs "
+                    f"{doc.get('stored')} stored, {doc.get('already_stored')} "
+                    "already stored"
+                )
+                for r in doc.get("rejected", []):
+                    console.print(f"  [red]record {r.get('index')}[/]: {r.get('reason')}")
+        return 1 if rejected else 0
+    finally:
+        services.close()
+
+
 # --- init-db ---------------------------------------------------------------------------
 
 
@@ -450,6 +489,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="cases by outcome: 2D, 3D and marked (the brochure's tables)")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("marks", help="expert ROI marks (stored as DICOM SR)")
+    p.add_argument("action", choices=["import", "reindex"])
+    p.add_argument("paths", nargs="*", help="mark records: JSON, JSON Lines or IMAGEDB files")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_marks)
 
     p = sub.add_parser("init-db", help="create or migrate the index")
     p.set_defaults(func=cmd_init_db)

@@ -165,8 +165,9 @@ class ConfigurationError(OmipacsError):
 
 
 class InvalidRecord(OmipacsError):
-    """A clinical (NBSS) record that cannot be imported: malformed, unidentifiable, or
-    holding a code or date that cannot be read. The whole record is refused."""
+    """A clinical (NBSS) or mark record that cannot be imported: malformed,
+    unidentifiable, naming an unknown image, or holding a value that cannot be read.
+    The whole record is refused."""
 
     dimse_status = DimseStatus.DATASET_DOES_NOT_MATCH
     http_status = 400

@@ -117,6 +117,8 @@ class CohortFilters:
     vbd_max: float | None = None
     features: tuple[str, ...] = ()
     lesion_types: tuple[str, ...] = ()
+    mark_types: tuple[str, ...] = ()
+    """Clients with current expert marks of these finding types (``any`` for any)."""
     pathology: PathologyFilter = field(default_factory=PathologyFilter)
     scope: StudyScope = StudyScope.MATCHING
 
@@ -321,12 +323,17 @@ _PARAMS: Final[dict[str, tuple[str, _Convert]]] = {
     "vbd_max": ("vbd_max", _float),
     "feature": ("features", _lower),
     "lesion": ("lesion_types", _upper),
+    "mark_type": ("mark_types", _lower),
     "scope": ("scope", lambda i: _scope(_one(i))),
 }
 _PATHOLOGY_PARAMS: Final[dict[str, tuple[str, _Convert]]] = {
     "invasive": ("invasive", _bool),
-    "grade": ("grades", lambda i: tuple(g if g.upper().startswith("G") or g.upper() == "NA"
-                                        else f"G{g}" for g in _upper(i))),
+    "grade": (
+        "grades",
+        lambda i: tuple(
+            g if g.upper().startswith("G") or g.upper() == "NA" else f"G{g}" for g in _upper(i)
+        ),
+    ),
     "dcis_grade": ("dcis_grades", _upper),
     "her2": ("her2_positive", _bool),
     "er": ("er_positive", _bool),
@@ -376,6 +383,11 @@ def client_conditions(filters: CohortFilters) -> list[ColumnElement[bool]]:
         out.append(Client.outcome.in_(filters.outcomes))
     if filters.marked is not None:
         out.append(Client.is_marked.is_(filters.marked))
+    if filters.mark_types:
+        from omipacs.annotations.search import client_has_marks
+
+        kinds = [t for t in filters.mark_types if t != "any"]
+        out.append(client_has_marks(kinds or None))
     if filters.ethnicities:
         out.append(Client.ethnicity.in_(filters.ethnicities))
     if filters.imd_min is not None:
@@ -445,10 +457,14 @@ def study_conditions(filters: CohortFilters) -> list[ColumnElement[bool]]:
     if filters.processed is not None:
         image.append(Instance.presentation_intent_type == PRESENTATION[filters.processed])
     if filters.manufacturers:
-        image.append(or_(*(
-            func.upper(Instance.manufacturer).startswith(m.strip().upper(), autoescape=True)
-            for m in filters.manufacturers
-        )))
+        image.append(
+            or_(
+                *(
+                    func.upper(Instance.manufacturer).startswith(m.strip().upper(), autoescape=True)
+                    for m in filters.manufacturers
+                )
+            )
+        )
     if filters.views:
         image.append(Instance.view_position.in_(filters.views))
     if filters.lateralities:
@@ -467,8 +483,9 @@ def client_select(filters: CohortFilters) -> Select[int, str]:
     """Member clients: ``(client pk, client ID)``."""
     return select(Client.pk, Client.client_id).where(
         *client_conditions(filters),
-        select(Study.pk).where(Study.patient_pk == Client.patient_pk,
-                               *study_conditions(filters)).exists(),
+        select(Study.pk)
+        .where(Study.patient_pk == Client.patient_pk, *study_conditions(filters))
+        .exists(),
     )
 
 
@@ -529,9 +546,11 @@ def cohort_query(
     by_client: dict[str, list[str]] = {row[1]: [] for row in page}
     if page:
         # The page's clients meet the client criteria; only their studies are filtered.
-        studies_stmt = select(Client.client_id, Study.study_instance_uid).join(
-            Client, Client.patient_pk == Study.patient_pk
-        ).where(Client.pk.in_([row[0] for row in page]))
+        studies_stmt = (
+            select(Client.client_id, Study.study_instance_uid)
+            .join(Client, Client.patient_pk == Study.patient_pk)
+            .where(Client.pk.in_([row[0] for row in page]))
+        )
         if filters.scope is StudyScope.MATCHING:
             studies_stmt = studies_stmt.where(*study_conditions(filters))
         for cid, uid in session.execute(studies_stmt):
@@ -681,7 +700,8 @@ def get_cohort(session: Session, cohort_id: int, *, with_members: bool = True) -
     members: Sequence[tuple[str, str]] = ()
     if with_members:
         members = [
-            (c, s) for c, s in session.execute(
+            (c, s)
+            for c, s in session.execute(
                 select(CohortMember.client_id, CohortMember.study_instance_uid)
                 .where(CohortMember.cohort_pk == cohort_id)
                 .order_by(CohortMember.client_id, CohortMember.study_instance_uid)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from omipacs.annotations.demo import demo_marks
+from omipacs.annotations.importer import import_marks
 from omipacs.bootstrap import open_archive
 from omipacs.clinical.demo import clinical_records_for
 from omipacs.clinical.imaging import sync_imaging
@@ -49,6 +51,10 @@ def load_clinical(services: Services, plan: DemoManifest, seed: int) -> None:
         import_records(session, clinical_records_for(plan, seed), keys)
     with services.write_sessions.begin() as session:
         sync_imaging(session, margin=timedelta(0))
+    # Expert marks for most malignant and some benign cases, stored as SRs.
+    with services.sessions() as session:
+        records = demo_marks(session, seed=seed)
+    import_marks(services, records)
 
 
 def load_demo(

@@ -13,6 +13,8 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from omipacs.annotations.importer import import_marks
+from omipacs.annotations.search import marks_for_study, search_marks
 from omipacs.clinical.cohorts import (
     CohortFilters,
     cohort_query,
@@ -117,6 +119,44 @@ def post_clinical() -> Response:
     with services().write_sessions() as session:
         report = import_records(session, records, _keys())
     return _json(report.to_dict(), status=200 if report.ok else 422)
+
+
+@bp.post("/marks")
+def post_marks() -> Response:
+    body = _body()
+    source_uids = False
+    records = body
+    if isinstance(body, dict) and "records" in body:
+        records, source_uids = body["records"], bool(body.get("source_uids", False))
+    if not isinstance(records, list):
+        records = [records]
+    report = import_marks(services(), records, source_uids=source_uids)
+    status = 422 if report.rejected and not report.accepted else 200
+    return _json(report.to_dict(), status=status)
+
+
+@bp.get("/marks")
+def get_marks() -> Response:
+    args = request.args
+    with services().sessions() as session:
+        found = search_marks(
+            session,
+            client=args.get("client"),
+            study_uid=args.get("study"),
+            sop_uid=args.get("sop"),
+            lesion_type=args.getlist("lesion_type") or None,
+            conspicuity=args.getlist("conspicuity") or None,
+            outcome=args.getlist("outcome") or None,
+            limit=_int_arg("limit", 100, 10_000),
+            offset=_int_arg("offset", 0, 1 << 62),
+        )
+    return _json([m.to_dict() for m in found])
+
+
+@bp.get("/studies/<study>/marks")
+def study_marks(study: str) -> Response:
+    with services().sessions() as session:
+        return _json([m.to_dict() for m in marks_for_study(session, study)])
 
 
 @bp.get("/clients/<client_id>/timeline")

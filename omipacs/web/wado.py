@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from omipacs.annotations.draw import marks_requested, render_marked
 from omipacs.blobs.base import BlobStore
 from omipacs.errors import BadRequest, NotAcceptable, NotFound
 from omipacs.retrieve import frames as frame_io
@@ -254,6 +255,22 @@ def _render(loc: InstanceLocation, frame: int | None, *, thumbnail: bool) -> Res
     svc = services()
     header = headers_cache().get(svc.blobs, loc)
     pixels = decode_frame(header, frame_io.read_frame(svc.blobs, loc, frame), loc.transfer_syntax)
+    if marks_requested(request.args):
+        # Draw the expert marks over the picture (marks can change: do not cache).
+        with svc.sessions() as session:
+            image = render_marked(
+                session,
+                header,
+                pixels,
+                sop_uid=loc.sop_uid,
+                frame=frame,
+                media_type=media,
+                window=window,
+                viewport=viewport,
+                quality=quality,
+                thumbnail=thumbnail,
+            )
+        return Response(image, content_type=media, headers={"Cache-Control": "private, no-cache"})
     image = render_frame(
         header,
         pixels,

@@ -55,8 +55,9 @@ def test_cohort_root_never_returns_non_members(archive: tuple[FlaskClient, Servi
     client, services = archive
     query = _get(client, "/api/v1/cohorts/query?outcome=M&outcome=B")
     assert isinstance(query, dict) and query["client_count"] >= 2
-    r = client.post("/api/v1/cohorts", json={"name": "cancers", "filters": {
-        "outcomes": ["M", "B"]}})
+    r = client.post(
+        "/api/v1/cohorts", json={"name": "cancers", "filters": {"outcomes": ["M", "B"]}}
+    )
     assert r.status_code == 201
     saved = json.loads(r.data)
     root = f"/cohorts/{saved['id']}/dicom-web"
@@ -76,10 +77,17 @@ def test_cohort_root_never_returns_non_members(archive: tuple[FlaskClient, Servi
     assert isinstance(inst, list)
     sop = inst[0]["00080018"]["Value"][0]
     base = f"{root}/studies/{other}/series/{se}/instances/{sop}"
-    for url in (f"{root}/studies/{other}", f"{root}/studies/{other}/metadata",
-                f"{root}/studies/{other}/series/{se}/metadata", base, f"{base}/metadata",
-                f"{base}/frames/1", f"{base}/rendered", f"{base}/thumbnail",
-                f"{base}/bulkdata/7FE00010"):
+    for url in (
+        f"{root}/studies/{other}",
+        f"{root}/studies/{other}/metadata",
+        f"{root}/studies/{other}/series/{se}/metadata",
+        base,
+        f"{base}/metadata",
+        f"{base}/frames/1",
+        f"{base}/rendered",
+        f"{base}/thumbnail",
+        f"{base}/bulkdata/7FE00010",
+    ):
         assert client.get(url).status_code == 404, url
     assert _get(client, f"{root}/studies/{other}/series") == []
     assert _get(client, f"{root}/instances?StudyInstanceUID={other}") == []
@@ -88,9 +96,14 @@ def test_cohort_root_never_returns_non_members(archive: tuple[FlaskClient, Servi
     member = sorted(members)[0]
     assert client.get(f"{root}/studies/{member}/metadata").status_code == 200
     # The cohort root is read-only; unknown cohorts are not found.
-    assert client.post(f"{root}/studies", data=b"", headers={
-        "Content-Type": 'multipart/related; type="application/dicom"; boundary=b'}
-    ).status_code == 403
+    assert (
+        client.post(
+            f"{root}/studies",
+            data=b"",
+            headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'},
+        ).status_code
+        == 403
+    )
     assert client.get("/cohorts/999999/dicom-web/studies").status_code == 404
     with services.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Study)) == len(everything)
@@ -98,8 +111,11 @@ def test_cohort_root_never_returns_non_members(archive: tuple[FlaskClient, Servi
 
 def test_bad_cohort_parameters_are_400(archive: tuple[FlaskClient, Services]) -> None:
     client, _ = archive
-    for url in ("/api/v1/cohorts/query?outcome=XYZ", "/api/v1/cohorts/query?nosuch=1",
-                "/api/v1/cohorts/query?age_min=abc"):
+    for url in (
+        "/api/v1/cohorts/query?outcome=XYZ",
+        "/api/v1/cohorts/query?nosuch=1",
+        "/api/v1/cohorts/query?age_min=abc",
+    ):
         assert client.get(url).status_code == 400, url
     assert client.post("/api/v1/cohorts", json={"filters": {}}).status_code == 400
 
@@ -114,5 +130,9 @@ def test_clinical_import_endpoint_and_timeline(archive: tuple[FlaskClient, Servi
     bad = client.post("/api/v1/clinical", json={"not": "a record"})
     assert bad.status_code == 422
     assert json.loads(bad.data)["rejected"] == 1
-    assert client.post("/api/v1/clinical", data=b"x",
-                       headers={"Content-Type": "text/plain"}).status_code == 415
+    assert (
+        client.post(
+            "/api/v1/clinical", data=b"x", headers={"Content-Type": "text/plain"}
+        ).status_code
+        == 415
+    )

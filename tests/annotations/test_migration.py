@@ -1,0 +1,51 @@
+"""Migration 0003 creates exactly the mark models, and can be undone."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+import omipacs.annotations.models  # noqa: F401 - registers the mark tables
+from omipacs.index.db import alembic_config, make_engine, upgrade
+from omipacs.index.models import Base
+
+MARK_TABLES = {"mark", "mark_lesion"}
+
+
+def _tables_of(diff: list[object]) -> set[str]:
+    names = set()
+    for change in diff:
+        item = change[0] if isinstance(change, list) else change
+        assert isinstance(item, tuple)
+        for part in item[1:]:
+            table = getattr(part, "table", None)
+            if table is not None:
+                names.add(str(table.name))
+            elif hasattr(part, "columns") and getattr(part, "name", None):
+                names.add(str(part.name))
+            elif isinstance(part, str):
+                names.add(part)
+    return names
+
+
+def test_migration_matches_the_models_and_downgrades(db_url: str) -> None:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert MARK_TABLES <= set(inspect(conn).get_table_names())
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert not _tables_of(diff) & MARK_TABLES, diff
+
+    cfg = alembic_config(db_url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+    with engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+    assert not MARK_TABLES & tables and "lesion" in tables
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert MARK_TABLES <= set(inspect(conn).get_table_names())
+    engine.dispose()
