@@ -233,3 +233,32 @@ def test_same_data_set_with_other_meta_is_already_stored(
     again = any_db_services.pipeline.ingest_file(_file(tmp_path, ds, "b.dcm"), ORIGIN)
     assert again.outcome is IngestOutcome.ALREADY_STORED
     assert _count(any_db_services, Instance) == 1
+
+
+def test_disk_full_is_out_of_resources_and_nothing_is_left(
+    services: Services, tmp_path: Path
+) -> None:
+    """Injected fault: the blob store's filesystem is full when the instance is moved in."""
+    import errno
+
+    from omipacs.dimse.status import from_exception
+    from omipacs.errors import OutOfResources
+
+    path = _file(tmp_path, factory.make_mammo())
+    original = services.blobs.put_file
+
+    def full(src: Path) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    services.pipeline.blobs.put_file = full  # type: ignore[method-assign]
+    try:
+        with pytest.raises(OutOfResources) as info:
+            services.pipeline.ingest_file(path, ORIGIN)
+    finally:
+        services.pipeline.blobs.put_file = original  # type: ignore[method-assign]
+    assert info.value.dimse_status == 0xA700 and info.value.http_status == 503
+    assert from_exception(info.value).Status == 0xA700
+    assert _count(services, Instance) == 0
+    assert not list(services.spool.dir.iterdir())
+    # Space is back: the same instance is stored normally.
+    assert services.pipeline.ingest_file(path, ORIGIN).outcome is IngestOutcome.STORED

@@ -105,3 +105,15 @@ def test_listed_origins_are_echoed_with_credentials(services: Services) -> None:
     assert ok.headers["Access-Control-Allow-Credentials"] == "true"
     other = app.get("/dicom-web/studies", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_qido_paging_sets_warning_299(web: FlaskClient, services: Services, tmp_path: Path) -> None:
+    for i in range(3):
+        path = tmp_path / f"{i}.dcm"
+        factory.save(factory.make_mammo(rows=32, columns=32, rng=i), path)
+        services.pipeline.ingest_file(path, IngestOrigin(OriginKind.IMPORT, deidentify=False))
+    cut = web.get("/dicom-web/studies?limit=2")
+    assert cut.status_code == 200 and len(cut.json) == 2  # type: ignore[arg-type]
+    assert cut.headers["Warning"].startswith("299 ")
+    rest = web.get("/dicom-web/studies?limit=2&offset=2")
+    assert len(rest.json) == 1 and "Warning" not in rest.headers  # type: ignore[arg-type]
