@@ -47,9 +47,7 @@ def iter_metadata(
                 select(InstanceMetadata.instance_pk, InstanceMetadata.dicom_json).where(
                     InstanceMetadata.instance_pk.in_([loc.pk for loc in batch])
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         for loc in batch:
             yield _absolutise(dicom_json.unpack(rows[loc.pk]), instance_url(base, loc))

@@ -14,7 +14,13 @@ playwright-core (``tests/e2e/ohif/check.mjs``):
    screenshot of the viewport; every series thumbnail renders too;
 4. a series whose image has a VOI LUT Function (0028,1056; SIGMOID on mammograms FOR
    PRESENTATION) is loaded into the viewport and must render: viewers that mishandle it
-   (OHIF 3.13.2) show it blank.
+   (OHIF 3.13.2) show it blank;
+5. with ``--marked``, the study opened is one with expert marks (``/api/v1/marks``): its
+   mark SR series (Comprehensive 3D SR, TID 1500, PS3.16) must appear in the study panel,
+   and opened from its thumbnail the SR viewport must show the referenced image with one
+   drawn annotation per mark (cornerstone's SVG layer), each mark's box placed on the
+   image the SR's SCOORD references (PS3.3 §C.18.6); answering OHIF's "continue tracking
+   measurements?" prompt must then list every mark's finding in the measurements panel.
 
 Every request the browser sends to the archive is written to ``requests.json`` with its
 ``Accept`` header, status and response ``Content-Type``: the archive's real OHIF request
@@ -273,6 +279,81 @@ def archive_studies(base_url: str, timeout: float = 30) -> list[dict[str, str]]:
     return studies
 
 
+def archive_api_root(base_url: str) -> str:
+    """The archive's own root for ``/api/v1``: the DICOMweb base URL minus its last segment."""
+    parts = urllib.parse.urlsplit(base_url.rstrip("/"))
+    path = parts.path.rsplit("/", 1)[0] if parts.path.count("/") >= 1 else ""
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def _get_marks(base_url: str, study: str | None, timeout: float) -> list[dict[str, Any]]:
+    query = urllib.parse.urlencode({"study": study, "limit": 1000} if study else {"limit": 1000})
+    url = f"{archive_api_root(base_url)}/api/v1/marks?{query}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            marks: list[dict[str, Any]] = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise CheckError(f"GET {url} -> {exc.code} {exc.reason}: {exc.read()[:500]!r}") from exc
+    except OSError as exc:
+        raise CheckError(f"GET {url}: archive unreachable ({exc})") from exc
+    return marks
+
+
+COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
+"""Comprehensive 3D SR Storage (PS3.4 §B.5): the SOP class of the archive's mark reports."""
+
+
+def marked_study(
+    base_url: str, study: str | None = None, timeout: float = 30
+) -> dict[str, Any] | None:
+    """A study with expert marks, its mark SR and the image the SR's first mark is drawn on.
+
+    The marks come from the archive's ``/api/v1/marks``; the SR and image series are looked
+    up over QIDO-RS (PS3.18 §10.6) as OHIF will see them. ``None`` when nothing is marked.
+    """
+    marks = [m for m in _get_marks(base_url, study, timeout) if m.get("sr_uid")]
+    if not marks:
+        return None
+    first = marks[0]
+    uid = str(first["study_uid"])
+    root = base_url.rstrip("/") + f"/studies/{uid}"
+    described = {
+        str(_first(s, "0020000E")): s
+        for s in _get_json(f"{root}/series?includefield=0008103E", timeout)
+    }
+    reports = _get_json(f"{root}/instances?SOPClassUID={COMPREHENSIVE_3D_SR}", timeout)
+    series_of = {str(_first(i, "00080018")): str(_first(i, "0020000E")) for i in reports}
+    sr_series = series_of.get(str(first["sr_uid"]))
+    if sr_series is None:
+        raise CheckError(
+            f"mark {first.get('id')} names SR {first['sr_uid']}, which QIDO does not list "
+            f"in study {uid} ({root}/instances?SOPClassUID={COMPREHENSIVE_3D_SR})"
+        )
+    in_report = [m for m in marks if m["study_uid"] == uid and m["sr_uid"] == first["sr_uid"]]
+    image_series = described.get(str(first["series_uid"]), {})
+    sr = described.get(sr_series, {})
+    return {
+        "study": uid,
+        "srSeries": sr_series,
+        "srInstance": str(first["sr_uid"]),
+        "srDescription": str(_first(sr, "0008103E") or ""),
+        "srSeriesNumber": _first(sr, "00200011"),
+        "srSeriesInStudy": len(set(series_of.values())),
+        "imageSeries": str(first["series_uid"]),
+        "imageInstance": str(first["sop_uid"]),
+        "imageDescription": str(_first(image_series, "0008103E") or ""),
+        "marks": [
+            {
+                "box": m.get("box"),
+                "graphicType": m.get("graphic_type"),
+                "finding": m.get("finding_meaning"),
+                "trackingId": m.get("omidb_mark_id"),
+            }
+            for m in in_report
+        ],
+    }
+
+
 def voi_lut_series(base_url: str, study: str, timeout: float = 30) -> dict[str, str] | None:
     """A series of ``study`` whose image carries a VOI LUT Function (0028,1056), if any.
 
@@ -373,6 +454,8 @@ class CheckResult:
     screenshots: dict[str, str] = field(default_factory=dict)
     server_errors: list[str] = field(default_factory=list)
     console_errors: dict[str, int] = field(default_factory=dict)
+    sr_requests: list[dict[str, Any]] = field(default_factory=list)
+    marked: dict[str, Any] | None = None
 
     def report(self) -> str:
         """A few lines for people: verdict, steps with timings, request profile."""
@@ -385,6 +468,13 @@ class CheckResult:
             lines.append(
                 f"    {g['method']} {g['route']} x{g['count']}: {g['status']}; {list(g['accept'])}"
             )
+        if self.marked is not None:
+            lines.append(f"  mark SR series {self.marked['srSeries']}: requests for it:")
+            for g in self.sr_requests:
+                lines.append(
+                    f"    {g['method']} {g['route']} x{g['count']}: {g['status']}; "
+                    f"{list(g['accept'])}"
+                )
         for problem in self.server_errors:
             lines.append(f"  archive error: {problem}")
         for text, count in list(self.console_errors.items())[:8]:
@@ -419,12 +509,17 @@ def run_check(
     *,
     study: str | None = None,
     shell_only: bool = False,
+    marked: bool = False,
     same_origin: bool = False,
     timeout: float = 60,
     chromium: str = CHROMIUM,
     dist: Path = DIST,
 ) -> CheckResult:
-    """Run the viewer against ``base_url``; raise CheckError if the tooling is missing."""
+    """Run the viewer against ``base_url``; raise CheckError if the tooling is missing.
+
+    With ``marked`` the study opened is one with expert marks (``study`` if given), and the
+    check goes on to open its mark SR (see :func:`marked_study`).
+    """
     missing = missing_tooling(chromium, dist)
     if missing:
         raise CheckError("missing " + "; ".join(missing) + f"; {SETUP_HINT}")
@@ -434,6 +529,16 @@ def run_check(
     studies = [] if shell_only else archive_studies(base_url)
     if not shell_only and not studies:
         raise CheckError(f"{base_url}/studies lists no studies: load some (omipacs demo)")
+    report = None
+    if marked and not shell_only:
+        report = marked_study(base_url, study)
+        if report is None:
+            raise CheckError(
+                f"{archive_api_root(base_url)}/api/v1/marks lists no marks with an SR"
+                + (f" for study {study}" if study else "")
+                + ": load marked demo clients (omipacs demo --clients 20)"
+            )
+        study = report["study"]
     if study is None and studies:
         study = next((s["uid"] for s in studies if "MG" in s["modalities"]), studies[0]["uid"])
     voi, preflight = None, []
@@ -451,6 +556,7 @@ def run_check(
             "studies": studies if len(studies) <= STUDY_LIST_PAGE else [],
             "openStudy": "" if shell_only else study,
             "voiSeries": voi,
+            "marked": report,
             "timeoutMs": int(timeout * 1000),
         }
         (out / "app-config.js").write_text(app_config(root))
@@ -470,8 +576,16 @@ def run_check(
     result = json.loads(result_file.read_text())
     requests = result["requests"]
     profile = request_profile(requests, root)
+    sr_requests = (
+        request_profile([r for r in requests if report["srSeries"] in r["url"]], root)
+        if report
+        else []
+    )
     (out / "requests.json").write_text(
-        json.dumps({"root": root, "profile": profile, "requests": requests}, indent=2)
+        json.dumps(
+            {"root": root, "profile": profile, "srRequests": sr_requests, "requests": requests},
+            indent=2,
+        )
     )
     ok, message = bool(result["ok"]), result["error"] or ""
     viewport_png = result["screenshots"].get("viewport")
@@ -480,6 +594,12 @@ def run_check(
         result["viewport"]["screenshot"] = pixels
         if not pixels["nonBlank"]:
             ok, message = False, f"the viewport screenshot is blank ({pixels})"
+    sr_png = result["screenshots"].get("sr-viewport")
+    if ok and sr_png:
+        pixels = screenshot_nonblank(Path(sr_png))
+        result["srViewport"]["screenshot"] = pixels
+        if not pixels["nonBlank"]:
+            ok, message = False, f"the SR viewport screenshot is blank ({pixels})"
     if ok:
         rendered = (result.get("viewport") or {}).get("rendered")
         message = (
@@ -488,6 +608,12 @@ def run_check(
             else f"OHIF listed {len(studies)} studies and rendered study {study} "
             f"({rendered} viewport(s) with an image)"
         )
+        if report:
+            sr = result["srViewport"]
+            message += (
+                f" and its mark SR on image {report['imageDescription']!r} "
+                f"({sr['annotations']} annotation(s) drawn for {len(report['marks'])} mark(s))"
+            )
     elif not message:
         message = "a step failed; see result.json"
     errors = preflight + _server_errors(requests)
@@ -507,6 +633,8 @@ def run_check(
         console_errors=dict(
             Counter(c["text"] for c in result["console"] if c["type"] != "warning").most_common()
         ),
+        sr_requests=sr_requests,
+        marked=report,
     )
 
 
@@ -525,6 +653,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only check that OHIF's study list page renders (no studies needed)",
     )
     parser.add_argument(
+        "--marked",
+        action="store_true",
+        help="open a study with expert marks (/api/v1/marks) and its mark SR "
+        "(with --study: that study's marks)",
+    )
+    parser.add_argument(
         "--same-origin",
         action="store_true",
         help="reverse-proxy the archive through the viewer's origin instead of CORS",
@@ -541,6 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.out,
             study=args.study,
             shell_only=args.shell_only,
+            marked=args.marked,
             same_origin=args.same_origin,
             timeout=args.timeout,
             chromium=args.chromium,

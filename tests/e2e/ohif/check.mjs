@@ -12,9 +12,15 @@
 //   voiSeries       {description, voiLutFunction} of a series of that study whose images carry
 //                   a VOI LUT Function (SIGMOID on mammograms), loaded into the viewport
 //                   from its thumbnail; null to skip
+//   marked          {study, srSeries, srInstance, srDescription, srSeriesNumber, imageSeries,
+//                   imageInstance, imageDescription, marks: [{box, graphicType, finding}]}: the
+//                   mark SR (TID 1500) of the opened study, which must be listed in the study
+//                   panel and, opened from its thumbnail, show its referenced image with one
+//                   drawn annotation per mark; null to skip
 //   timeoutMs       budget for each wait
 //
-// Writes outDir/result.json: {ok, error, steps, requests, console, viewport} and exits 0
+// Writes outDir/result.json: {ok, error, steps, requests, console, viewport, srViewport}
+// and exits 0
 // when every step passed, 1 otherwise. The verdict on the rendered image is the canvas's own
 // pixels (the on-screen cornerstone canvas is a 2D canvas that the WebGL or CPU renderer
 // draws into); tests/e2e/ohif_check.py double-checks the viewport screenshot with Pillow.
@@ -187,9 +193,10 @@ function canvasStats() {
 const nonBlank = s => s.readable && s.visible && s.std > 4 && s.litFraction > 0.01;
 
 // Thumbnails in the study browser: OHIF renders each from the series' first frame into an
-// <img> (a data: URL), so their pixels are readable here too.
+// <img> (a data: URL), so their pixels are readable here too. Series without pixels (SR)
+// get a "no image" tile instead, which is not judged here.
 function thumbnailStats() {
-  return Array.from(document.querySelectorAll('[data-cy^="study-browser-thumbnail"]')).map(el => {
+  return Array.from(document.querySelectorAll('[data-cy="study-browser-thumbnail"]')).map(el => {
     const described = el.querySelector('[data-cy="series-description-label"]');
     const label = (described ?? el).innerText.trim().split('\n')[0] ?? '';
     const img = el.querySelector('img');
@@ -215,6 +222,88 @@ function thumbnailStats() {
   });
 }
 
+// What OHIF made of the mark SR: its display set (by series UID), the viewport showing it,
+// and the annotations cornerstone drew into that viewport's SVG layer.
+function srState([srSeries, boxes]) {
+  const services = window.services;
+  if (!services) return { services: false };
+  const { displaySetService, viewportGridService } = services;
+  const sets = displaySetService.getActiveDisplaySets();
+  const sr = sets.find(ds => ds.SeriesInstanceUID === srSeries);
+  const out = {
+    services: true,
+    displaySet: null,
+    viewportId: null,
+    annotations: 0,
+    shapes: {},
+    texts: [],
+  };
+  if (!sr) return out;
+  out.displaySet = {
+    uid: sr.displaySetInstanceUID,
+    handler: sr.SOPClassHandlerId,
+    label: sr.label ?? null,
+    isLoaded: sr.isLoaded ?? null,
+    isRehydratable: sr.isRehydratable ?? null,
+    isHydrated: sr.isHydrated ?? null,
+    referencedImages: (sr.referencedImages ?? []).length,
+    measurements: (sr.measurements ?? []).map(m => ({
+      loaded: m.loaded,
+      trackingIdentifier: m.TrackingIdentifier,
+      graphicType: m.graphicType ?? m.coords?.[0]?.GraphicType ?? null,
+      points: m.pointsLength ?? null,
+      referencedSOP: m.coords?.[0]?.ReferencedSOPSequence?.ReferencedSOPInstanceUID ?? null,
+      imageId: m.imageId ?? null,
+      labels: (m.labels ?? []).map(l => `${l.label}: ${l.value}`),
+    })),
+  };
+  const viewports = [...(viewportGridService.getState().viewports?.values?.() ?? [])];
+  const shown = viewports.find(v => (v.displaySetInstanceUIDs ?? []).includes(sr.displaySetInstanceUID));
+  if (!shown) return out;
+  out.viewportId = shown.viewportId;
+  const element = document.querySelector(`[data-viewportid="${shown.viewportId}"]`);
+  const layer = element?.querySelector('svg.svg-layer');
+  if (!layer) return out;
+  const groups = layer.querySelectorAll('[data-annotation-uid]');
+  const shapes = layer.querySelectorAll('polyline, path, rect, circle, ellipse, line, polygon');
+  for (const shape of shapes) {
+    const box = shape.getBoundingClientRect();
+    if (box.width <= 0 && box.height <= 0) continue;
+    out.shapes[shape.tagName] = (out.shapes[shape.tagName] ?? 0) + 1;
+  }
+  out.annotations = Math.max(
+    new Set([...groups].map(g => g.getAttribute('data-annotation-uid'))).size,
+    Object.values(out.shapes).reduce((a, b) => a + b, 0) ? 1 : 0
+  );
+  out.texts = [...layer.querySelectorAll('text')].map(t => t.textContent).filter(Boolean);
+  // Each drawn polyline's bounding box in canvas (CSS) pixels: the SVG layer lies over the canvas.
+  out.polylines = [...layer.querySelectorAll('polyline')].map(line => {
+    const nums = (line.getAttribute('points') ?? '').trim().split(/[\s,]+/).map(Number);
+    const xs = nums.filter((_, i) => i % 2 === 0);
+    const ys = nums.filter((_, i) => i % 2 === 1);
+    return { points: xs.length, box: [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)] };
+  });
+  // Where the marks' boxes land on this viewport's canvas. Box corners are SCOORD image
+  // coordinates, (0,0) being the top left corner of the top left pixel (PS3.3 §C.18.6.1.2);
+  // cornerstone's indices are pixel centres, half a pixel further.
+  out.expectedBoxes = [];
+  const viewport = services.cornerstoneViewportService?.getCornerstoneViewport?.(shown.viewportId);
+  const imageData = viewport?.getImageData?.()?.imageData;
+  if (viewport && imageData && boxes) {
+    for (const box of boxes) {
+      if (!Array.isArray(box) || box.length !== 4) continue;
+      const [x0, y0, x1, y1] = box;
+      const corners = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]].map(([x, y]) =>
+        viewport.worldToCanvas(imageData.indexToWorld([x - 0.5, y - 0.5, 0]))
+      );
+      const xs = corners.map(c => c[0]);
+      const ys = corners.map(c => c[1]);
+      out.expectedBoxes.push([Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)]);
+    }
+  }
+  return out;
+}
+
 async function untilRendered(page, timeout, accept = stats => stats.some(nonBlank)) {
   const deadline = Date.now() + timeout;
   let stats = [];
@@ -224,6 +313,187 @@ async function untilRendered(page, timeout, accept = stats => stats.some(nonBlan
     await page.waitForTimeout(250);
   }
   return stats;
+}
+
+// Buttons OHIF may show when an SR is opened: "track these measurements?" prompts and the
+// SR viewport's hydrate ("load") control. Answer so the SR's content is shown.
+const SR_PROMPTS = [/^yes$/i, /^load$/i, /^track$/i, /^continue$/i];
+
+async function answerPrompts(page) {
+  const answered = [];
+  for (const name of SR_PROMPTS) {
+    const button = page.getByRole('button', { name });
+    if (await button.first().isVisible().catch(() => false)) {
+      const text = (await button.first().innerText().catch(() => '')).trim();
+      await button.first().click({ timeout: 2000 }).catch(() => {});
+      answered.push(text || String(name));
+    }
+  }
+  return answered;
+}
+
+async function srSteps(page, marked, timeout) {
+  let thumbnailId = null;
+
+  await step('SR in study panel', async () => {
+    // OHIF makes display sets from every series' metadata; the SR's is found by series UID.
+    const deadline = Date.now() + timeout;
+    let state = null;
+    while (Date.now() < deadline) {
+      state = await page.evaluate(srState, [marked.srSeries, marked.marks.map(m => m.box)]);
+      if (state.displaySet) break;
+      await page.waitForTimeout(250);
+    }
+    if (!state?.services) throw new Error('window.services is missing: cannot inspect display sets');
+    if (!state.displaySet) {
+      throw new Error(`OHIF made no display set for SR series ${marked.srSeries}`);
+    }
+    thumbnailId = `thumbnail-${state.displaySet.uid}`;
+    const tile = page.locator(`[id="${thumbnailId}"]`);
+    await tile.waitFor({ state: 'visible' });
+    const text = (await tile.innerText()).replace(/\s+/g, ' ').trim();
+    const dataCy = await tile.getAttribute('data-cy');
+    const series = await tile.getAttribute('data-series');
+    const srTiles = await page.locator('[data-cy="study-browser-thumbnail-no-image"]').count();
+    const problems = [];
+    if (marked.srDescription && !text.includes(marked.srDescription)) {
+      problems.push(`its tile reads "${text}", not "${marked.srDescription}"`);
+    }
+    if (!/\bSR\b/.test(text)) problems.push(`its tile "${text}" does not say SR`);
+    if (problems.length) throw new Error(`SR series ${marked.srSeries}: ${problems.join('; ')}`);
+    result.srPanel = { text, dataCy, series, srTiles, handler: state.displaySet.handler };
+    return result.srPanel;
+  });
+
+  await step('open SR', async () => {
+    const tile = page.locator(`[id="${thumbnailId}"]`);
+    await tile.scrollIntoViewIfNeeded();
+    await tile.dblclick();
+    const deadline = Date.now() + timeout;
+    const prompts = [];
+    let state = null;
+    const want = marked.marks.length;
+    while (Date.now() < deadline) {
+      state = await page.evaluate(srState, [marked.srSeries, marked.marks.map(m => m.box)]);
+      const ms = state.displaySet?.measurements ?? [];
+      if (state.viewportId && ms.length && ms.every(m => m.loaded) && state.annotations >= want) {
+        break;
+      }
+      await page.waitForTimeout(250);
+    }
+    result.srViewport = { ...state, prompts };
+    if (!state?.viewportId) throw new Error('no viewport shows the SR after a double-click on it');
+    const ms = state.displaySet.measurements;
+    if (!ms.length) {
+      throw new Error(`OHIF read no measurements from SR ${marked.srInstance} ` +
+        `(display set ${JSON.stringify(state.displaySet)})`);
+    }
+    if (ms.length !== want) {
+      throw new Error(`OHIF read ${ms.length} measurement(s) from the SR; the archive has ${want} mark(s)`);
+    }
+    const unplaced = ms.filter(m => !m.loaded);
+    if (unplaced.length) {
+      throw new Error(`${unplaced.length}/${ms.length} SR measurement(s) were not placed on an ` +
+        `image (referenced SOP ${unplaced.map(m => m.referencedSOP).join(', ')}; ` +
+        `expected ${marked.imageInstance})`);
+    }
+    const elsewhere = ms.filter(m => !(m.imageId ?? '').includes(marked.imageInstance));
+    if (elsewhere.length) {
+      throw new Error(`SR measurement(s) placed on ${elsewhere.map(m => m.imageId).join(', ')}, ` +
+        `not on image ${marked.imageInstance}`);
+    }
+    return { measurements: ms.length, prompts, viewportId: state.viewportId };
+  });
+
+  await step('SR viewport', async () => {
+    const want = marked.marks.length;
+    const pane = page.locator(`[data-cy="viewport-pane"]:has([data-viewportid="${result.srViewport.viewportId}"])`);
+    const deadline = Date.now() + timeout;
+    let state = result.srViewport;
+    let stats = [];
+    while (Date.now() < deadline) {
+      state = await page.evaluate(srState, [marked.srSeries, marked.marks.map(m => m.box)]);
+      stats = await pane.evaluate(el =>
+        Array.from(el.querySelectorAll('canvas.cornerstone-canvas')).map(c => {
+          const ctx = c.getContext('2d', { willReadFrequently: true });
+          if (!ctx || !c.width || !c.height) return { readable: false };
+          const d = ctx.getImageData(0, 0, c.width, c.height).data;
+          let n = 0, sum = 0, sumSq = 0, lit = 0;
+          for (let i = 0; i < d.length; i += 4 * 7) {
+            const y = 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
+            n += 1; sum += y; sumSq += y * y; if (y > 16) lit += 1;
+          }
+          const mean = sum / n;
+          return { readable: true, visible: true, mean,
+            std: Math.sqrt(Math.max(0, sumSq / n - mean * mean)), litFraction: lit / n };
+        })
+      ).catch(() => []);
+      if (state.annotations >= want && stats.some(nonBlank)) break;
+      await page.waitForTimeout(250);
+    }
+    await page.waitForLoadState('networkidle').catch(() => {});
+    await page.waitForTimeout(500);
+    state = await page.evaluate(srState, [marked.srSeries, marked.marks.map(m => m.box)]);
+    const overlay = (await pane.innerText().catch(() => '')).replace(/\s+/g, ' ').trim();
+    result.srViewport = { ...result.srViewport, ...state, stats, overlay };
+    await shot(page, 'viewer-sr');
+    await shot(page, 'sr-viewport', pane);
+    if (!stats.some(nonBlank)) throw new Error('the SR viewport shows no image');
+    if (state.annotations < want) {
+      throw new Error(`the SR viewport draws ${state.annotations} annotation(s) for ` +
+        `${want} mark(s) (SVG shapes ${JSON.stringify(state.shapes)})`);
+    }
+    // Every mark's box must be drawn where it lies on the image: a closed polyline whose
+    // bounding box matches the box mapped through the viewport, within 2 CSS pixels.
+    const close = (a, b) => a.every((v, i) => Math.abs(v - b[i]) <= 2);
+    const misplaced = state.expectedBoxes.filter(e => !state.polylines.some(p => close(p.box, e)));
+    const boxed = marked.marks.filter(m => Array.isArray(m.box) && m.box.length === 4).length;
+    if (state.expectedBoxes.length !== boxed) {
+      throw new Error(`could map ${state.expectedBoxes.length}/${boxed} mark box(es) onto the viewport`);
+    }
+    if (misplaced.length) {
+      throw new Error(`${misplaced.length}/${boxed} mark box(es) are not drawn where they lie: ` +
+        `expected ${JSON.stringify(misplaced.map(b => b.map(Math.round)))}, drawn ` +
+        `${JSON.stringify(state.polylines.map(p => p.box.map(Math.round)))}`);
+    }
+    return { annotations: state.annotations, shapes: state.shapes, texts: state.texts.slice(0, 6) };
+  });
+
+  await step('track SR measurements', async () => {
+    // OHIF asks whether to track (hydrate) the SR's measurements; yes turns them into
+    // editable measurements listed in the measurements panel.
+    const prompt = page.locator('[data-cy="viewport-pane"]').getByText(/tracking measurements/i);
+    const asked = (await prompt.count()) ? (await prompt.first().innerText()).trim() : null;
+    const answered = asked ? await answerPrompts(page) : [];
+    const panel = page.locator('[data-cy="trackedMeasurements-panel"]');
+    if (!(await panel.isVisible().catch(() => false))) {
+      await page.locator('[data-cy="trackedMeasurements-btn"]').first().click().catch(() => {});
+    }
+    await panel.waitFor({ state: 'visible' });
+    const deadline = Date.now() + timeout;
+    let listed = [];
+    let measured = 0;
+    while (Date.now() < deadline) {
+      measured = await page.evaluate(() => window.services.measurementService.getMeasurements().length);
+      listed = (await panel.innerText()).split('\n').map(s => s.trim()).filter(Boolean);
+      if (measured >= marked.marks.length) break;
+      await page.waitForTimeout(250);
+    }
+    await page.waitForTimeout(500);
+    listed = (await panel.innerText()).split('\n').map(s => s.trim()).filter(Boolean);
+    await shot(page, 'viewer-marked');
+    result.srTracked = { asked, answered, measured, panel: listed };
+    if (measured < marked.marks.length) {
+      throw new Error(`after "${answered.join(', ') || 'no prompt'}" OHIF tracks ${measured} ` +
+        `measurement(s) for ${marked.marks.length} mark(s); panel: ${listed.join(' | ')}`);
+    }
+    const unlisted = marked.marks.map(m => m.finding).filter(f => f && !listed.includes(f));
+    if (unlisted.length) {
+      throw new Error(`the measurements panel does not list the finding(s) ${unlisted.join(', ')}: ` +
+        listed.join(' | '));
+    }
+    return { asked, answered, measured, panel: listed.slice(0, 12) };
+  });
 }
 
 async function main() {
@@ -445,6 +715,8 @@ async function main() {
         return { series: description, voiLutFunction: opts.voiSeries.voiLutFunction };
       });
     }
+
+    if (opts.marked) await srSteps(page, opts.marked, timeout);
   } finally {
     await context.close().catch(() => {});
     fs.rmSync(profile, { recursive: true, force: true });
