@@ -69,7 +69,7 @@ class DimseSettings:
     acse_timeout: float = 30.0
     dimse_timeout: float = 30.0
     network_timeout: float = 60.0
-    max_pdu_size: int = 262144
+    max_pdu_size: int = 1048576
     """Largest P-DATA PDU we accept; a peer announcing a bigger one is aborted."""
     require_called_ae_title: bool = True
     allow_any_peer: bool = False

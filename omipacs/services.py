@@ -63,6 +63,7 @@ class Services:
             spool=spool,
             write_sessions=write_sessions,
             max_instance_bytes=settings.storage.max_instance_bytes,
+            presync=settings.storage.fsync and not settings.storage.url,
             cleaner=cleaner,
             quarantine=quarantine,
         )

@@ -69,3 +69,20 @@ def test_demo_is_deterministic_and_idempotent(settings: Settings, tmp_path: Path
     assert "already stored" in again.stderr and " stored" not in again.stderr.replace(
         "already stored", ""
     )
+
+
+def test_serve_refuses_to_start_without_a_deidentification_key(
+    settings: Settings, tmp_path: Path
+) -> None:
+    keyless = dataclasses.replace(settings, deid=dataclasses.replace(settings.deid, key_file=None))
+    config = write_config(keyless, tmp_path / "nokey.toml")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OMIPACS_DEID_KEY"}
+    result = subprocess.run(
+        [sys.executable, "-m", "omipacs", "--config", str(config), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "no key is configured" in result.stderr

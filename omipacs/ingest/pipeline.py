@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -85,6 +86,9 @@ class IngestPipeline:
     spool: Spool
     write_sessions: sessionmaker[Session]
     max_instance_bytes: int = 4 * 1024**3
+    presync: bool = True
+    """Flush the file to disk in the background while it is being hashed, so that the
+    blob store's fsync before the acknowledgement finds little left to write."""
     cleaner: HeaderCleaner | None = None
     quarantine: QuarantineSink | None = None
     indexers: list[InstanceIndexer] = field(default_factory=list)
@@ -146,7 +150,12 @@ class IngestPipeline:
         self, path: Path, parsed: ParsedFile, origin: IngestOrigin, made: list[Path]
     ) -> IngestResult:
         ds = parsed.dataset
-        sha, size = hash_file(path)
+        flusher = _start_flush(path) if self.presync else None
+        try:
+            sha, size = hash_file(path)
+        finally:
+            if flusher is not None:
+                flusher.join()
         sop_uid = str(ds.SOPInstanceUID)
         result = IngestResult(
             IngestOutcome.STORED,
@@ -266,6 +275,26 @@ class IngestPipeline:
             "pixel": pixel_doc,
             "header_length": pixel.element_offset if pixel is not None else parsed.file_size,
         }
+
+
+def _flush(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        log.debug("background flush of %s failed; the store's fsync will retry", path)
+    finally:
+        os.close(fd)
+
+
+def _start_flush(path: Path) -> threading.Thread:
+    """fsync ``path`` in a thread (it releases the GIL) while the caller hashes it."""
+    thread = threading.Thread(target=_flush, args=(path,), name="presync", daemon=True)
+    thread.start()
+    return thread
 
 
 def reject_reason(exc: BaseException) -> str:

@@ -1,6 +1,7 @@
 """C-STORE ingest throughput and memory: omipacs against dcmtk's storescp.
 
-Rows: omipacs storing as received (peer STORESCU, de-identification off for it) with and
+Each server announces its own maximum PDU: storescp at most 128 KiB (dcmtk's limit),
+omipacs its configured default (1 MiB). Rows: omipacs storing as received (peer STORESCU, de-identification off for it) with and
 without fsync, and omipacs de-identifying (peer SITE_A: header cleaned and rewritten,
 pixels copied by the kernel).
 
@@ -72,8 +73,6 @@ def send(files: list[Path], port: int, parallel: int, aet: str = "STORESCU") -> 
                 "STORESCU",
                 "-aec",
                 "OMIPACS",
-                "--max-pdu",
-                "131072",
                 "127.0.0.1",
                 str(port),
                 *map(str, g),

@@ -45,7 +45,6 @@ url = "{database_url}"
 [dimse]
 port = {dimse_port}
 max_associations = 16
-max_pdu_size = 131072
 [[dimse.peers]]
 ae_title = "STORESCU"
 deidentify = false
