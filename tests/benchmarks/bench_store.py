@@ -70,7 +70,7 @@ def send(files: list[Path], port: int, parallel: int, aet: str = "STORESCU") -> 
                 "storescu",
                 "-R",
                 "-aet",
-                "STORESCU",
+                aet,
                 "-aec",
                 "OMIPACS",
                 "127.0.0.1",
