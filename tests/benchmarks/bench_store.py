@@ -1,9 +1,9 @@
 """C-STORE ingest throughput and memory: omipacs against dcmtk's storescp.
 
 Each server announces its own maximum PDU: storescp at most 128 KiB (dcmtk's limit),
-omipacs its configured default (1 MiB). Rows: omipacs storing as received (peer STORESCU, de-identification off for it) with and
-without fsync, and omipacs de-identifying (peer SITE_A: header cleaned and rewritten,
-pixels copied by the kernel).
+omipacs its configured default (1 MiB). Rows: omipacs storing as received (peer
+STORESCU, de-identification off for it) with and without fsync, and omipacs
+de-identifying (peer SITE_A: header cleaned and rewritten, pixels copied by the kernel).
 
 Sends the same full-size FFDM and DBT files with dcmtk ``storescu`` over 1 and 4
 parallel associations, first to ``storescp`` (the ceiling: it only writes files, and
