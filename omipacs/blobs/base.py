@@ -47,13 +47,3 @@ class BlobStore(Protocol):
     def local_path(self, key: str) -> Path | None:
         """A local filesystem path for the blob if there is one (lets callers sendfile)."""
         ...
-
-
-def read_range(store: BlobStore, key: str, offset: int, length: int) -> bytes:
-    """Read ``length`` bytes at ``offset`` of a blob (a frame, a bulk data value)."""
-    with store.open(key) as f:
-        f.seek(offset)
-        data = f.read(length)
-    if len(data) != length:
-        raise OSError(f"blob {key} is shorter than its index says")
-    return data

@@ -44,7 +44,6 @@ from pydicom.uid import (
     JPEG2000,
     UID,
     ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
     HTJ2KLossless,
     HTJ2KLosslessRPCL,
     ImplicitVRLittleEndian,
@@ -56,6 +55,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from omipacs.dicom.uids import NATIVE_TRANSFER_SYNTAXES
 from omipacs.errors import NotAcceptable
 from omipacs.retrieve.pixels import (
     LOSSY_SYNTAXES,
@@ -70,7 +70,7 @@ from omipacs.retrieve.pixels import (
 CHUNK_SIZE: Final = 1 << 20
 """Bytes per chunk when native pixel data is copied without decoding."""
 
-NATIVE_TARGETS: Final[frozenset[str]] = frozenset({ExplicitVRLittleEndian, ImplicitVRLittleEndian})
+NATIVE_TARGETS: Final[frozenset[str]] = NATIVE_TRANSFER_SYNTAXES
 """Uncompressed syntaxes produced here; Explicit VR Big Endian is retired (PS3.5 A.3)."""
 
 _ENCODE_WITH: Final[dict[str, str]] = {

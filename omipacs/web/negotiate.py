@@ -14,7 +14,6 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     HTJ2KLossless,
     HTJ2KLosslessRPCL,
-    ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
@@ -25,11 +24,12 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from omipacs.dicom.uids import NATIVE_TRANSFER_SYNTAXES
 from omipacs.errors import NotAcceptable
 from omipacs.retrieve.transcode import supported_targets
 from omipacs.web.media import MediaRange, MediaType, parse_accept
 
-NATIVE = frozenset({ExplicitVRLittleEndian, ImplicitVRLittleEndian})
+NATIVE = NATIVE_TRANSFER_SYNTAXES
 
 #: Bulk (frame) media type of each compressed syntax (PS3.18 Table 8.7.3-5).
 SYNTAX_MEDIA_TYPE: dict[str, str] = {
