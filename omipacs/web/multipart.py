@@ -476,6 +476,9 @@ def _part_content_type(headers: Mapping[str, str]) -> MediaType | None:
         return None
 
 
+PART_END = _CRLF
+"""What follows a part's bytes (the first half of the next delimiter)."""
+
 Opener = Callable[[], BinaryIO]
 """Opens a stored object for reading (a blob store's ``open``), used when it is not a path."""
 
@@ -573,6 +576,13 @@ class MultipartWriter:
         self._check_open()
         head = self._part_head(content_type, headers)
         return itertools.chain((head,), chunks, (_CRLF,))
+
+    def part_head(self, content_type: str, headers: Mapping[str, str] | None = None) -> bytes:
+        """The delimiter and header block that open a part, for bodies assembled from
+        pieces (``omipacs.web.body``); the part's bytes must be followed by
+        :data:`PART_END`."""
+        self._check_open()
+        return self._part_head(content_type, headers)
 
     def close(self) -> bytes:
         """The close delimiter ``--boundary--`` CRLF; no part may follow."""

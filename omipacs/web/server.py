@@ -18,6 +18,7 @@ from omipacs.config import Settings
 from omipacs.dimse.scp import is_loopback
 from omipacs.errors import ConfigurationError
 from omipacs.services import Services
+from omipacs.web import sendfile
 from omipacs.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def start(services: Services) -> HttpServer:
     check_exposure(services.settings)
     http = services.settings.http
     server = create_server(
-        create_app(services),
+        sendfile.middleware(create_app(services)),
         host=http.host,
         port=http.port,
         threads=http.threads,
@@ -74,5 +75,7 @@ def start(services: Services) -> HttpServer:
         # Proxy headers are interpreted by omipacs.web.proxy, as the settings say.
         clear_untrusted_proxy_headers=False,
     )
+    # Stored bytes go from the page cache to the socket with os.sendfile (web/sendfile.py).
+    server.channel_class = sendfile.SendfileChannel
     log.info("DICOMweb listening on http://%s:%d%s", http.host, http.port, http.base_path)
     return HttpServer(server)

@@ -26,8 +26,9 @@ from omipacs.retrieve.render import (
 )
 from omipacs.retrieve.transcode import transcode_frame, transcode_instance
 from omipacs.web import negotiate
+from omipacs.web.body import FileRange, Piece, SegmentedBody, assemble
 from omipacs.web.context import dicomweb_base, headers_cache, restriction, services
-from omipacs.web.multipart import MultipartWriter
+from omipacs.web.multipart import PART_END, MultipartWriter
 
 bp = Blueprint("wado", __name__)
 
@@ -46,17 +47,38 @@ def _locate(
 # --- instances --------------------------------------------------------------------------
 
 
-def _instance_body(blobs: BlobStore, loc: InstanceLocation, target: str | None) -> Iterator[bytes]:
-    """One instance's bytes: straight from the blob, or transcoded as it streams.
+def _blob_piece(blobs: BlobStore, key: str, offset: int, length: int) -> Piece:
+    """A byte range of a stored blob: a file range when the blob is a local file (so the
+    server can send it from the page cache), else a stream from the store."""
+    path = blobs.local_path(key)
+    if path is not None:
+        return FileRange(path, offset, length)
+    return frame_io.iter_ranges(blobs, key, [(offset, length)])
 
-    Generators here take everything they need as arguments: they run after the view has
-    returned, outside Flask's request context.
-    """
+
+def _instance_piece(blobs: BlobStore, loc: InstanceLocation, target: str | None) -> Piece:
+    """One instance's bytes: straight from the blob, or transcoded as it streams."""
     if target is None or loc.transfer_syntax == target:
-        yield from frame_io.iter_ranges(blobs, loc.blob_key, [(0, loc.size)])
-        return
+        return _blob_piece(blobs, loc.blob_key, 0, loc.size)
+    return _transcoded(blobs, loc, target)
+
+
+def _transcoded(blobs: BlobStore, loc: InstanceLocation, target: str) -> Iterator[bytes]:
+    # A generator takes everything it needs as arguments: it runs after the view has
+    # returned, outside Flask's request context.
     with blobs.open(loc.blob_key) as source:
         yield from transcode_instance(source, target)
+
+
+def _respond(
+    pieces: list[Piece], *, headers: dict[str, str] | None = None, **kwargs: Any
+) -> Response:
+    """A response over ``pieces``; with a Content-Length whenever the size is known."""
+    body = assemble(pieces)
+    if isinstance(body, SegmentedBody):
+        headers = {**(headers or {}), "Content-Length": str(body.length)}
+        return Response(body, headers=headers, direct_passthrough=True, **kwargs)
+    return Response(body, headers=headers, **kwargs)
 
 
 def _instances_response(locations: list[InstanceLocation]) -> Response:
@@ -69,22 +91,22 @@ def _instances_response(locations: list[InstanceLocation]) -> Response:
     if not multipart:
         (loc,) = locations
         syntax = target or loc.transfer_syntax
-        return Response(
-            (_instance_body(blobs, loc, target)),
+        return _respond(
+            [_instance_piece(blobs, loc, target)],
             content_type=f"application/dicom; transfer-syntax={syntax}",
         )
     writer = MultipartWriter()
-
-    def body() -> Iterator[bytes]:
-        for loc in locations:
-            syntax = target or loc.transfer_syntax
-            yield from writer.iter_stream_part(
-                _instance_body(blobs, loc, target), f"application/dicom; transfer-syntax={syntax}"
-            )
-        yield writer.close()
-
+    pieces: list[Piece] = []
+    for loc in locations:
+        syntax = target or loc.transfer_syntax
+        pieces += [
+            writer.part_head(f"application/dicom; transfer-syntax={syntax}"),
+            _instance_piece(blobs, loc, target),
+            PART_END,
+        ]
+    pieces.append(writer.close())
     params = {"transfer-syntax": target} if target else {}
-    return Response((body()), content_type=writer.content_type("application/dicom", params))
+    return _respond(pieces, content_type=writer.content_type("application/dicom", params))
 
 
 @bp.get("/studies/<study>")
@@ -208,28 +230,22 @@ def bulkdata(study: str, series: str, instance: str, tag_path: str) -> Response:
     multipart = "multipart/related" in (accept or "multipart/related")
     media = "application/octet-stream"
     status = 206 if bounds else 200
-    headers: dict[str, Any] = {}
+    headers: dict[str, str] = {}
     if bounds:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    if fetch is not None:
-        chunks: Iterator[bytes] = iter((fetch[start:end],))
-    else:
-        chunks = frame_io.iter_ranges(svc.blobs, loc.blob_key, [(offset + start, end - start)])
+    piece: Piece = (
+        fetch[start:end]
+        if fetch is not None
+        else _blob_piece(svc.blobs, loc.blob_key, offset + start, end - start)
+    )
     if not multipart:
         negotiate.wants(accept, media)
-        return Response((chunks), status=status, content_type=media, headers=headers)
+        return _respond([piece], status=status, content_type=media, headers=headers)
     writer = MultipartWriter()
     part_type = f"{media}; transfer-syntax={syntax}" if is_pixel else media
-
-    def body() -> Iterator[bytes]:
-        yield from writer.iter_stream_part(chunks, part_type, headers or None)
-        yield writer.close()
-
-    return Response(
-        (body()),
-        status=status,
-        headers=headers,
-        content_type=writer.content_type(media),
+    pieces = [writer.part_head(part_type, headers or None), piece, PART_END, writer.close()]
+    return _respond(
+        pieces, status=status, headers=headers, content_type=writer.content_type(media)
     )
 
 
