@@ -12,8 +12,12 @@ holds the criteria; each tuple means "any of", and all given criteria must hold:
   (case-insensitive prefix), view position and laterality.
 
 A client is a member when she meets the client criteria and has at least one study
-meeting the study criteria. Her member studies are those matching studies (scope
-``matching``) or all her studies (scope ``all``, e.g. a DBT case with its 2D priors).
+meeting the study criteria. 2D/3D is also checked against the client's flags, which the
+clinical sync keeps (each minute under ``omipacs serve``; ``omipacs clinical sync`` runs
+it at once): a client's first DBT makes her a "3D" member once the sync has seen it.
+
+Her member studies are those matching studies (scope ``matching``) or all her studies
+(scope ``all``, e.g. a DBT case with its 2D priors).
 
 :func:`save_cohort` freezes a definition (versioned by name) and its resolved members;
 :func:`cohort_restriction` turns a saved cohort into a condition on ``Study`` that the
@@ -376,24 +380,40 @@ def _finding_conditions(p: PathologyFilter) -> list[ColumnElement[bool]]:
     return out
 
 
-def client_conditions(filters: CohortFilters) -> list[ColumnElement[bool]]:
-    """Conditions on ``Client`` (correlated subqueries for the clinical details)."""
+def client_row_conditions(filters: CohortFilters) -> list[ColumnElement[bool]]:
+    """The criteria answered by the ``client`` row alone (indexed, no joins).
+
+    2D/3D is also a flag on the row (kept by the clinical sync), so "with DBT" narrows
+    the clients before any image is looked at.
+    """
     out: list[ColumnElement[bool]] = []
     if filters.outcomes:
         out.append(Client.outcome.in_(filters.outcomes))
     if filters.marked is not None:
         out.append(Client.is_marked.is_(filters.marked))
-    if filters.mark_types:
-        from omipacs.annotations.search import client_has_marks
-
-        kinds = [t for t in filters.mark_types if t != "any"]
-        out.append(client_has_marks(kinds or None))
+    if set(filters.dimensions) == {"3D"}:
+        out.append(Client.has_3d.is_(True))
+    elif set(filters.dimensions) == {"2D"}:
+        out.append(Client.has_2d.is_(True))
+    elif filters.dimensions:
+        out.append(or_(Client.has_2d.is_(True), Client.has_3d.is_(True)))
     if filters.ethnicities:
         out.append(Client.ethnicity.in_(filters.ethnicities))
     if filters.imd_min is not None:
         out.append(Client.imd_decile >= filters.imd_min)
     if filters.imd_max is not None:
         out.append(Client.imd_decile <= filters.imd_max)
+    return out
+
+
+def client_conditions(filters: CohortFilters) -> list[ColumnElement[bool]]:
+    """Conditions on ``Client`` (correlated subqueries for the clinical details)."""
+    out = client_row_conditions(filters)
+    if filters.mark_types:
+        from omipacs.annotations.search import client_has_marks
+
+        kinds = [t for t in filters.mark_types if t != "any"]
+        out.append(client_has_marks(kinds or None))
     density: list[ColumnElement[bool]] = []
     if filters.density_grades:
         density.append(Density.density_grade.in_(filters.density_grades))
@@ -525,6 +545,57 @@ class CohortQueryResult:
         }
 
 
+_FIRST_STRIDE: Final = 256
+_MAX_GROWTH: Final = 8
+
+
+def _page(
+    session: Session, filters: CohortFilters, limit: int | None, offset: int
+) -> list[tuple[int, str, str]]:
+    """``(client pk, client ID, outcome)`` of a page of members, in client ID order.
+
+    Rather than find every member and sort them (work that grows with the archive), the
+    clients that pass the row criteria are walked in client ID order, a stretch at a
+    time, and each stretch is checked against all the criteria; the walk stops when the
+    page is full. Each stretch is sized from the share of members among the clients
+    checked so far (at most eight times the last), so a cohort that fills its page early
+    costs about a page's worth of checks, and one that does not costs about one full
+    pass plus a few boundary lookups.
+    """
+    columns = client_select(filters).add_columns(Client.outcome)
+    if limit is None:
+        stmt = columns.order_by(Client.client_id).offset(offset)
+        return [(r[0], r[1], r[2]) for r in session.execute(stmt)]
+    wanted = offset + limit
+    row = client_row_conditions(filters)
+    found: list[tuple[int, str, str]] = []
+    checked = 0
+    low: str | None = None
+    stride = max(_FIRST_STRIDE, wanted)
+    while len(found) < wanted:
+        after = [Client.client_id > low] if low is not None else []
+        high = session.scalar(
+            select(Client.client_id)
+            .where(*row, *after)
+            .order_by(Client.client_id)
+            .offset(stride - 1)
+            .limit(1)
+        )
+        upto = [Client.client_id <= high] if high is not None else []
+        stmt = columns.where(*after, *upto).order_by(Client.client_id)
+        found += [(r[0], r[1], r[2]) for r in session.execute(stmt)]
+        if high is None:
+            break
+        low = high
+        checked += stride
+        # Enough clients for the rest of the page at the share of members seen so far,
+        # with a quarter more to spare.
+        share = max(len(found), 1) / checked
+        needed = int((wanted - len(found)) / share * 1.25) + 1
+        stride = max(_FIRST_STRIDE, min(needed, stride * _MAX_GROWTH))
+    return found[offset:wanted]
+
+
 def cohort_query(
     session: Session,
     filters: CohortFilters,
@@ -535,14 +606,11 @@ def cohort_query(
 ) -> CohortQueryResult:
     """A page of member clients (in client ID order) with their member studies.
 
-    The page is read straight from the client ID index, so its cost depends on the page
-    size and the filters' selectivity, not on the archive's size. The totals need every
-    member to be counted; pass ``count=False`` to skip them (they are then -1).
+    The page costs what finding its members costs (see :func:`_page`), not what
+    finding every member would. The totals need every member to be counted; pass
+    ``count=False`` to skip them (they are then -1).
     """
-    page_stmt = client_select(filters).order_by(Client.client_id).offset(offset)
-    if limit is not None:
-        page_stmt = page_stmt.limit(limit)
-    page = session.execute(page_stmt.add_columns(Client.outcome)).all()
+    page = _page(session, filters, limit, offset)
     by_client: dict[str, list[str]] = {row[1]: [] for row in page}
     if page:
         # The page's clients meet the client criteria; only their studies are filtered.

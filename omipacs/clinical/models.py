@@ -68,6 +68,9 @@ class Client(Base):
     __tablename__ = "client"
     __table_args__ = (
         Index("ix_client_key", "outcome", "has_2d", "has_3d", "is_marked"),
+        # Cohort pages walk clients in client ID order within an outcome (with DBT).
+        Index("ix_client_outcome_walk", "outcome", "client_id"),
+        Index("ix_client_outcome_3d_walk", "outcome", "has_3d", "client_id"),
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)

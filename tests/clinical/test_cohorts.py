@@ -220,6 +220,26 @@ def test_cohort_filters(archive: Archive, name: str, filters: CohortFilters,
         assert set(client.studies) == {u for c, u in wanted if c == client.client_id}
 
 
+@pytest.mark.parametrize(("name", "filters", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_pages_walked_in_short_stretches_equal_the_sorted_members(
+    archive: Archive, name: str, filters: CohortFilters,
+    expected: Callable[[Archive], Members], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A page is found by walking clients in stretches; with stretches of two clients
+    (instead of hundreds) every page of 30 clients takes many stretches, and must still
+    be exactly that slice of the sorted member list."""
+    monkeypatch.setattr(cohorts, "_FIRST_STRIDE", 2)
+    wanted = expected(archive)
+    ordered = sorted({c for c, _ in wanted})
+    with archive.services.sessions() as s:
+        for limit, offset in [(1, 0), (2, 0), (3, 4), (5, 10), (4, max(len(ordered) - 2, 0)),
+                              (50, 0), (3, 40)]:
+            page = cohort_query(s, filters, limit=limit, offset=offset, count=False)
+            assert [c.client_id for c in page.clients] == ordered[offset:offset + limit]
+            for client in page.clients:
+                assert set(client.studies) == {u for c, u in wanted if c == client.client_id}
+
+
 def test_the_fixture_has_every_kind_of_case(archive: Archive) -> None:
     assert set(archive.plan.values()) == set(CaseOutcome)
     assert any(_findings(r) for r in archive.records)
