@@ -625,10 +625,12 @@ def cohort_query(
             by_client[cid].append(uid)
     client_count = study_count = -1
     if count:
-        clients = client_select(filters).subquery()
+        # One pass: every member client has at least one member study.
         studies = study_select(filters).subquery()
-        client_count = int(session.scalar(select(func.count()).select_from(clients)) or 0)
-        study_count = int(session.scalar(select(func.count()).select_from(studies)) or 0)
+        counted = session.execute(
+            select(func.count(func.distinct(studies.c.client_id)), func.count())
+        ).one()
+        client_count, study_count = int(counted[0]), int(counted[1])
     return CohortQueryResult(
         client_count,
         study_count,
