@@ -15,7 +15,8 @@ Times (median of ``--repeat`` runs, after one warm-up):
 * ``stats``: the three brochure tables (:func:`omipacs.clinical.stats.stats`);
 * ``cohort page``: the first 100 members of "malignant, grade 3, with Hologic DBT"
   (:func:`omipacs.clinical.cohorts.cohort_query` with ``count=False``);
-* ``cohort page+count``: the same with exact member and study totals;
+* ``cohort page+count``: the same with exact member and study totals (these count every
+  member, so they grow with the answer: 53 members at 47k clients, 454 at 470k);
 * ``moderate page``: the first 100 of "malignant with DBT" (0.8 % of clients);
 * ``broad page``: the first 100 of "normal, 2D, aged 50-60" (a third of the archive).
 
