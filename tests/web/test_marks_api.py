@@ -36,16 +36,19 @@ def test_demo_marks_are_searchable_and_drawn(archive: tuple[FlaskClient, Service
     assert json.loads(client.get("/api/v1/marks?lesion_type=NOSUCH").data)["error"]
     url = (
         f"/dicom-web/studies/{first['study_uid']}/series/{first['series_uid']}/instances/"
-        f"{first['sop_uid']}/rendered"
+        f"{first['sop_uid']}"
+        # A DBT mark is on one frame; it is drawn on that frame's rendering.
+        + (f"/frames/{first['frame']}" if first["frame"] else "")
+        + "/rendered"
     )
     plain = Image.open(io.BytesIO(client.get(url, headers={"Accept": "image/png"}).data))
     marked = Image.open(
         io.BytesIO(client.get(url + "?marks=true", headers={"Accept": "image/png"}).data)
     )
     assert plain.size == marked.size
-    assert marked.convert("RGB").getpixel(
-        (int(first["box"][0]), int(first["box"][1]))
-    ) != plain.convert("RGB").getpixel((int(first["box"][0]), int(first["box"][1])))
+    # Box corners are drawn at the nearest pixel (the rendered image is full size here).
+    corner = (round(first["box"][0]), round(first["box"][1]))
+    assert marked.convert("RGB").getpixel(corner) != plain.convert("RGB").getpixel(corner)
     # The SR holding them is an ordinary instance of the study.
     srs = json.loads(
         client.get(
