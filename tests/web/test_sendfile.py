@@ -11,6 +11,7 @@ import http.client
 import io
 import os
 import socket
+import time
 from collections.abc import Iterator
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -65,6 +66,18 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(os, "sendfile", counting)
     return calls
+
+
+def settled(sent: list[int], total: int) -> bool:
+    """Whether the server's sendfile calls add up to ``total`` bytes.
+
+    The client can read the last byte before the server thread, back from the system
+    call, has recorded it: wait (briefly) for the record rather than race it.
+    """
+    deadline = time.monotonic() + 10
+    while sum(sent) < total and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return sum(sent) == total
 
 
 def store(services: Services, tmp_path: Path, datasets: list[pydicom.Dataset]) -> list[Path]:
@@ -128,7 +141,7 @@ def test_a_study_is_sent_from_the_page_cache_byte_identical(
         ds.SOPInstanceUID: services.blobs.open(keys[ds.SOPInstanceUID]).read() for ds in datasets
     }
     assert sorted(parts) == sorted(stored.values())  # type: ignore[type-var]
-    assert sum(sent) == sum(len(b) for b in stored.values())
+    assert settled(sent, sum(len(b) for b in stored.values()))
 
 
 def test_single_part_and_bulk_data_ranges_use_sendfile(
@@ -141,7 +154,7 @@ def test_single_part_and_bulk_data_ranges_use_sendfile(
     resp, body = get(port, base, "application/dicom; transfer-syntax=*")
     assert resp.status == 200
     assert pydicom.dcmread(io.BytesIO(body)).PixelData == ds.PixelData
-    assert sum(sent) == len(body)
+    assert settled(sent, len(body))
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request(
         "GET",
@@ -151,7 +164,7 @@ def test_single_part_and_bulk_data_ranges_use_sendfile(
     r = conn.getresponse()
     assert r.status == 206
     assert r.read() == ds.PixelData[100:1100]
-    assert sent[-1] == 1000
+    assert settled(sent, len(body) + 1000) and sent[-1] == 1000
 
 
 def test_a_truncated_blob_ends_the_connection_and_the_server_goes_on(
