@@ -536,12 +536,15 @@ class CohortQueryResult:
     client_count: int
     study_count: int
     clients: tuple[CohortClient, ...]
+    next_after: str | None = None
+    """When the page is full: the client ID to pass as ``after`` for the next page."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "client_count": self.client_count,
             "study_count": self.study_count,
             "clients": [asdict(c) | {"studies": list(c.studies)} for c in self.clients],
+            "next_after": self.next_after,
         }
 
 
@@ -550,7 +553,7 @@ _MAX_GROWTH: Final = 8
 
 
 def _page(
-    session: Session, filters: CohortFilters, limit: int | None, offset: int
+    session: Session, filters: CohortFilters, limit: int | None, offset: int, after: str | None
 ) -> list[tuple[int, str, str]]:
     """``(client pk, client ID, outcome)`` of a page of members, in client ID order.
 
@@ -565,24 +568,26 @@ def _page(
     columns = client_select(filters).add_columns(Client.outcome)
     if limit is None:
         stmt = columns.order_by(Client.client_id).offset(offset)
+        if after is not None:
+            stmt = stmt.where(Client.client_id > after)
         return [(r[0], r[1], r[2]) for r in session.execute(stmt)]
     wanted = offset + limit
     row = client_row_conditions(filters)
     found: list[tuple[int, str, str]] = []
     checked = 0
-    low: str | None = None
+    low = after
     stride = max(_FIRST_STRIDE, wanted)
     while len(found) < wanted:
-        after = [Client.client_id > low] if low is not None else []
+        beyond = [Client.client_id > low] if low is not None else []
         high = session.scalar(
             select(Client.client_id)
-            .where(*row, *after)
+            .where(*row, *beyond)
             .order_by(Client.client_id)
             .offset(stride - 1)
             .limit(1)
         )
         upto = [Client.client_id <= high] if high is not None else []
-        stmt = columns.where(*after, *upto).order_by(Client.client_id)
+        stmt = columns.where(*beyond, *upto).order_by(Client.client_id)
         found += [(r[0], r[1], r[2]) for r in session.execute(stmt)]
         if high is None:
             break
@@ -603,14 +608,17 @@ def cohort_query(
     limit: int | None = 100,
     offset: int = 0,
     count: bool = True,
+    after: str | None = None,
 ) -> CohortQueryResult:
     """A page of member clients (in client ID order) with their member studies.
 
     The page costs what finding its members costs (see :func:`_page`), not what
-    finding every member would. The totals need every member to be counted; pass
-    ``count=False`` to skip them (they are then -1).
+    finding every member would. ``after`` starts the page after that client ID (keyset
+    paging: the result's ``next_after`` gives the next page at the same cost however
+    deep it is, where a large ``offset`` walks from the start). The totals need every
+    member to be counted; pass ``count=False`` to skip them (they are then -1).
     """
-    page = _page(session, filters, limit, offset)
+    page = _page(session, filters, limit, offset, after)
     by_client: dict[str, list[str]] = {row[1]: [] for row in page}
     if page:
         # The page's clients meet the client criteria; only their studies are filtered.
@@ -631,10 +639,12 @@ def cohort_query(
             select(func.count(func.distinct(studies.c.client_id)), func.count())
         ).one()
         client_count, study_count = int(counted[0]), int(counted[1])
+    full = limit is not None and len(page) == limit and limit > 0
     return CohortQueryResult(
         client_count,
         study_count,
         tuple(CohortClient(row[1], row[2], tuple(sorted(by_client[row[1]]))) for row in page),
+        page[-1][1] if full else None,
     )
 
 

@@ -31,7 +31,7 @@ from omipacs.web.context import services
 
 bp = Blueprint("api", __name__)
 
-PAGING = ("limit", "offset", "count")
+PAGING = ("limit", "offset", "count", "after")
 
 
 def _json(doc: Any, status: int = 200) -> Response:
@@ -79,8 +79,13 @@ def query_cohort() -> Response:
     limit = _int_arg("limit", 100, 10_000)
     offset = _int_arg("offset", 0, 1 << 62)
     count = request.args.get("count", "true").lower() != "false"
+    after = request.args.get("after")
+    if after is not None and not (0 < len(after) <= 64 and after.isascii() and after.isalnum()):
+        raise BadRequest("after must be a client ID (the previous page's next_after)")
     with services().sessions() as session:
-        result = cohort_query(session, filters, limit=limit, offset=offset, count=count)
+        result = cohort_query(
+            session, filters, limit=limit, offset=offset, count=count, after=after
+        )
     return _json(result.to_dict())
 
 

@@ -238,6 +238,20 @@ def test_pages_walked_in_short_stretches_equal_the_sorted_members(
             assert [c.client_id for c in page.clients] == ordered[offset:offset + limit]
             for client in page.clients:
                 assert set(client.studies) == {u for c, u in wanted if c == client.client_id}
+        # Keyset paging: each page starts after the last one's final client.
+        seen: list[str] = []
+        after: str | None = None
+        while True:
+            page = cohort_query(s, filters, limit=4, count=False, after=after)
+            seen += [c.client_id for c in page.clients]
+            if page.next_after is None:
+                break
+            assert page.next_after == seen[-1]
+            after = page.next_after
+        assert seen == ordered
+        if ordered:
+            rest = cohort_query(s, filters, limit=None, count=False, after=ordered[0]).clients
+            assert [c.client_id for c in rest] == ordered[1:]
 
 
 def test_the_fixture_has_every_kind_of_case(archive: Archive) -> None:

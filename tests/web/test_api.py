@@ -109,12 +109,33 @@ def test_cohort_root_never_returns_non_members(archive: tuple[FlaskClient, Servi
         assert s.scalar(select(func.count()).select_from(Study)) == len(everything)
 
 
+def test_cohort_pages_follow_next_after(archive: tuple[FlaskClient, Services]) -> None:
+    client, _ = archive
+    everyone = _get(client, "/api/v1/cohorts/query?dim=2D&limit=1000")
+    assert isinstance(everyone, dict) and everyone["next_after"] is None
+    expected = [c["client_id"] for c in everyone["clients"]]
+    assert len(expected) == everyone["client_count"] == 20
+    seen: list[str] = []
+    url = "/api/v1/cohorts/query?dim=2D&limit=6&count=false"
+    page = _get(client, url)
+    while True:
+        assert isinstance(page, dict)
+        seen += [c["client_id"] for c in page["clients"]]
+        if page["next_after"] is None:
+            break
+        assert page["next_after"] == seen[-1]
+        page = _get(client, f"{url}&after={page['next_after']}")
+    assert seen == expected
+
+
 def test_bad_cohort_parameters_are_400(archive: tuple[FlaskClient, Services]) -> None:
     client, _ = archive
     for url in (
         "/api/v1/cohorts/query?outcome=XYZ",
         "/api/v1/cohorts/query?nosuch=1",
         "/api/v1/cohorts/query?age_min=abc",
+        "/api/v1/cohorts/query?after=OPTM%27%20OR%201=1",
+        "/api/v1/cohorts/query?after=",
     ):
         assert client.get(url).status_code == 400, url
     assert client.post("/api/v1/cohorts", json={"filters": {}}).status_code == 400
