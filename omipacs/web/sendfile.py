@@ -144,7 +144,8 @@ def middleware(app: WsgiApp) -> WsgiApp:
 
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         body = app(environ, start_response)
-        if isinstance(body, SegmentedBody):
+        # waitress iterates (rather than drains) a file buffer of length 0: leave those be.
+        if isinstance(body, SegmentedBody) and body.length:
             return SegmentBuffer(body)
         return body
 

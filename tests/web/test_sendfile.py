@@ -29,7 +29,7 @@ from omipacs.ingest.origin import IngestOrigin, OriginKind
 from omipacs.services import Services
 from omipacs.web import server as web_server
 from omipacs.web.body import FileRange, SegmentedBody
-from omipacs.web.sendfile import FileSlice, SegmentBuffer
+from omipacs.web.sendfile import FileSlice, SegmentBuffer, middleware
 
 ORIGIN = IngestOrigin(OriginKind.IMPORT, deidentify=False)
 
@@ -206,3 +206,17 @@ def test_segment_buffer_hands_out_bytes_and_file_slices(tmp_path: Path) -> None:
             buf.skip(len(chunk))
     assert b"".join(out) == b"ab234567yz"
     buf.close()
+
+
+def test_only_non_empty_segmented_bodies_become_file_buffers(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"abc")
+    bodies = {"/full": SegmentedBody([FileRange(path, 0, 3)]), "/empty": SegmentedBody([])}
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        return bodies.get(environ["PATH_INFO"], [b"plain"])
+
+    wrapped = middleware(app)
+    assert isinstance(wrapped({"PATH_INFO": "/full"}, None), SegmentBuffer)
+    assert wrapped({"PATH_INFO": "/empty"}, None) is bodies["/empty"]
+    assert wrapped({"PATH_INFO": "/other"}, None) == [b"plain"]
