@@ -146,6 +146,12 @@ class BadRequest(OmipacsError):
     http_status = 400
 
 
+class RangeNotSatisfiable(OmipacsError):
+    """A byte range outside the resource."""
+
+    http_status = 416
+
+
 class Unauthorized(OmipacsError):
     """No valid credentials."""
 

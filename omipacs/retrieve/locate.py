@@ -30,6 +30,8 @@ class InstanceLocation:
     transfer_syntax: str
     blob_key: str
     size: int
+    sha256: str
+    """Of the stored bytes: a strong validator (ETag) for the instance as stored."""
     number_of_frames: int
     frames: list[list[list[int]]] | None
     """Per frame, the [offset, length] value ranges of its bytes in the blob."""
@@ -69,6 +71,7 @@ def locate(
         Instance.transfer_syntax_uid,
         Instance.blob_key,
         Instance.size_bytes,
+        Instance.sha256,
         Instance.number_of_frames,
         InstanceMetadata.header_length,
         InstanceMetadata.pixel,
@@ -99,10 +102,11 @@ def locate(
             transfer_syntax=row[5],
             blob_key=row[6],
             size=row[7],
-            number_of_frames=row[8] or 1,
-            header_length=row[9],
-            pixel=row[10],
-            frames=row[11] if with_frames else None,
+            sha256=row[8],
+            number_of_frames=row[9] or 1,
+            header_length=row[10],
+            pixel=row[11],
+            frames=row[12] if with_frames else None,
         )
         for row in session.execute(stmt)
     ]

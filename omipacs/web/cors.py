@@ -11,8 +11,13 @@ from __future__ import annotations
 from flask import Flask, Response, request
 
 ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
-ALLOWED_HEADERS = "authorization, accept, content-type, range, x-requested-with, cache-control"
-EXPOSED_HEADERS = "Warning, Content-Range, Content-Length, Content-Type, Content-Location"
+ALLOWED_HEADERS = (
+    "authorization, accept, content-type, range, if-range, if-none-match, x-requested-with, "
+    "cache-control"
+)
+EXPOSED_HEADERS = (
+    "Warning, Content-Range, Content-Length, Content-Type, Content-Location, ETag, Accept-Ranges"
+)
 
 
 def install(app: Flask, origins: tuple[str, ...]) -> None:

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, request
 
 from omipacs.annotations.draw import marks_requested, render_marked
 from omipacs.blobs.base import BlobStore
-from omipacs.errors import BadRequest, NotAcceptable, NotFound
+from omipacs.errors import BadRequest, NotAcceptable, NotFound, RangeNotSatisfiable
 from omipacs.retrieve import frames as frame_io
 from omipacs.retrieve.locate import InstanceLocation, locate
 from omipacs.retrieve.metadata import metadata_json
@@ -91,10 +91,10 @@ def _instances_response(locations: list[InstanceLocation]) -> Response:
     if not multipart:
         (loc,) = locations
         syntax = target or loc.transfer_syntax
-        return _respond(
-            [_instance_piece(blobs, loc, target)],
-            content_type=f"application/dicom; transfer-syntax={syntax}",
-        )
+        content_type = f"application/dicom; transfer-syntax={syntax}"
+        if target is None or target == loc.transfer_syntax:
+            return _stored_instance(blobs, loc, content_type)
+        return _respond([_instance_piece(blobs, loc, target)], content_type=content_type)
     writer = MultipartWriter()
     pieces: list[Piece] = []
     for loc in locations:
@@ -107,6 +107,34 @@ def _instances_response(locations: list[InstanceLocation]) -> Response:
     pieces.append(writer.close())
     params = {"transfer-syntax": target} if target else {}
     return _respond(pieces, content_type=writer.content_type("application/dicom", params))
+
+
+def _stored_instance(blobs: BlobStore, loc: InstanceLocation, content_type: str) -> Response:
+    """One instance as stored: the same bytes every time, so a strong ETag (its SHA-256)
+    lets clients revalidate (304) and resume an interrupted download of a large DBT
+    object with a byte range (206), ``If-Range`` guarding against a changed object."""
+    etag = loc.sha256
+    headers = {"ETag": f'"{etag}"', "Accept-Ranges": "bytes"}
+    if request.if_none_match.contains_weak(etag) or request.if_none_match.star_tag:
+        return Response(status=304, headers=headers)
+    bounds = None
+    if_range = request.if_range
+    if (if_range.etag is None and if_range.date is None) or if_range.etag == etag:
+        bounds = _byte_range(loc.size)
+    if bounds is None:
+        return _respond(
+            [_blob_piece(blobs, loc.blob_key, 0, loc.size)],
+            headers=headers,
+            content_type=content_type,
+        )
+    start, end = bounds
+    headers["Content-Range"] = f"bytes {start}-{end - 1}/{loc.size}"
+    return _respond(
+        [_blob_piece(blobs, loc.blob_key, start, end - start)],
+        status=206,
+        headers=headers,
+        content_type=content_type,
+    )
 
 
 @bp.get("/studies/<study>")
@@ -203,7 +231,7 @@ def _byte_range(size: int) -> tuple[int, int] | None:
         raise BadRequest("only a single byte range is supported")
     bounds = rng.range_for_length(size)
     if bounds is None:
-        raise BadRequest("requested range is not satisfiable")
+        raise RangeNotSatisfiable(f"requested range is not satisfiable (size {size})")
     return bounds
 
 

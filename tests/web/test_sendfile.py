@@ -165,6 +165,13 @@ def test_single_part_and_bulk_data_ranges_use_sendfile(
     assert r.status == 206
     assert r.read() == ds.PixelData[100:1100]
     assert settled(sent, len(body) + 1000) and sent[-1] == 1000
+    # A resumed download: a byte range of the instance itself, also from the page cache.
+    headers = {"Accept": "application/dicom; transfer-syntax=*", "Range": "bytes=1000-4999"}
+    conn.request("GET", base, headers=headers)
+    r = conn.getresponse()
+    assert r.status == 206
+    assert r.read() == body[1000:5000]
+    assert settled(sent, len(body) + 1000 + 4000) and sent[-1] == 4000
 
 
 def test_a_truncated_blob_ends_the_connection_and_the_server_goes_on(
