@@ -6,6 +6,7 @@ returning, then stream from the blob store; a response never holds a whole study
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -160,7 +161,12 @@ def _metadata_response(locations: list[InstanceLocation]) -> Response:
     svc = services()
     with svc.sessions() as session:
         body = metadata_json(session, locations, dicomweb_base())
-    return Response(body, content_type=DICOM_JSON)
+    # The ETag is the body's own hash: a viewer revalidating a large DBT series' metadata
+    # gets a 304 instead of the JSON again, and no change can leave a stale tag behind.
+    response = Response(body, content_type=DICOM_JSON)
+    response.set_etag(hashlib.sha256(body).hexdigest())
+    response.make_conditional(request)  # 304 when If-None-Match has the tag
+    return response
 
 
 @bp.get("/studies/<study>/metadata")

@@ -111,3 +111,19 @@ def test_a_transcoded_instance_is_sent_whole_without_an_etag(
     assert pydicom.dcmread(io.BytesIO(r.data)).file_meta.TransferSyntaxUID == (
         pydicom.uid.ExplicitVRLittleEndian
     )
+
+
+def test_metadata_revalidates_with_its_etag(stored: tuple[FlaskClient, str, bytes]) -> None:
+    web, url, _ = stored
+    series = url.rsplit("/instances/", 1)[0]
+    for path in (f"{url}/metadata", f"{series}/metadata"):
+        first = web.get(path)
+        assert first.status_code == 200
+        etag = first.headers["ETag"]
+        assert etag == f'"{hashlib.sha256(first.data).hexdigest()}"'
+        again = web.get(path, headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.data == b""
+        assert web.get(path, headers={"If-None-Match": '"other"'}).data == first.data
+    # BulkDataURIs are absolute, so the tag differs with the base URL a client used.
+    proxied = web.get(f"{url}/metadata", headers={"Forwarded": "host=pacs.example;proto=https"})
+    assert proxied.headers["ETag"] != web.get(f"{url}/metadata").headers["ETag"]
