@@ -550,6 +550,7 @@ class CohortQueryResult:
 
 _FIRST_STRIDE: Final = 256
 _MAX_GROWTH: Final = 8
+_WALK_BUDGET: Final = 20
 
 
 def _page(
@@ -562,8 +563,15 @@ def _page(
     time, and each stretch is checked against all the criteria; the walk stops when the
     page is full. Each stretch is sized from the share of members among the clients
     checked so far (at most eight times the last), so a cohort that fills its page early
-    costs about a page's worth of checks, and one that does not costs about one full
-    pass plus a few boundary lookups.
+    costs about a page's worth of checks.
+
+    A cohort whose members are rare among the clients its row criteria leave (say
+    "grade 3" alone, where no row criterion narrows the walk) would make the walk check
+    a large part of the archive one client at a time. So after a budget of checks
+    (:data:`_WALK_BUDGET` per wanted member, at least :data:`_FIRST_STRIDE` times eight),
+    the rest of the page is asked of the database in one query, which the planner can
+    start from the most selective criterion; the walk then costs at most its budget more
+    than that query alone.
     """
     columns = client_select(filters).add_columns(Client.outcome)
     if limit is None:
@@ -577,7 +585,14 @@ def _page(
     checked = 0
     low = after
     stride = max(_FIRST_STRIDE, wanted)
+    budget = max(_FIRST_STRIDE * _MAX_GROWTH, _WALK_BUDGET * wanted)
     while len(found) < wanted:
+        if checked >= budget:
+            rest = columns.order_by(Client.client_id).limit(wanted - len(found))
+            if low is not None:
+                rest = rest.where(Client.client_id > low)
+            found += [(r[0], r[1], r[2]) for r in session.execute(rest)]
+            break
         beyond = [Client.client_id > low] if low is not None else []
         high = session.scalar(
             select(Client.client_id)
@@ -597,7 +612,7 @@ def _page(
         # with a quarter more to spare.
         share = max(len(found), 1) / checked
         needed = int((wanted - len(found)) / share * 1.25) + 1
-        stride = max(_FIRST_STRIDE, min(needed, stride * _MAX_GROWTH))
+        stride = max(_FIRST_STRIDE, min(needed, stride * _MAX_GROWTH, budget - checked))
     return found[offset:wanted]
 
 

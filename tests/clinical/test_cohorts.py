@@ -220,15 +220,20 @@ def test_cohort_filters(archive: Archive, name: str, filters: CohortFilters,
         assert set(client.studies) == {u for c, u in wanted if c == client.client_id}
 
 
+@pytest.mark.parametrize("walk", [(2, 20), (1, 0)], ids=["stretches", "budget-spent"])
 @pytest.mark.parametrize(("name", "filters", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_pages_walked_in_short_stretches_equal_the_sorted_members(
     archive: Archive, name: str, filters: CohortFilters,
-    expected: Callable[[Archive], Members], monkeypatch: pytest.MonkeyPatch,
+    expected: Callable[[Archive], Members], walk: tuple[int, int],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A page is found by walking clients in stretches; with stretches of two clients
-    (instead of hundreds) every page of 30 clients takes many stretches, and must still
-    be exactly that slice of the sorted member list."""
-    monkeypatch.setattr(cohorts, "_FIRST_STRIDE", 2)
+    """A page is found by walking clients in stretches, then (past a budget) by one
+    query for the rest. With stretches of one or two clients (instead of hundreds) every
+    page of 30 clients takes many stretches, and with no budget the rest is fetched
+    after eight clients; either way a page must be exactly that slice of the sorted
+    member list."""
+    monkeypatch.setattr(cohorts, "_FIRST_STRIDE", walk[0])
+    monkeypatch.setattr(cohorts, "_WALK_BUDGET", walk[1])
     wanted = expected(archive)
     ordered = sorted({c for c, _ in wanted})
     with archive.services.sessions() as s:
