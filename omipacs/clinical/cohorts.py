@@ -569,9 +569,10 @@ def _page(
     "grade 3" alone, where no row criterion narrows the walk) would make the walk check
     a large part of the archive one client at a time. So after a budget of checks
     (:data:`_WALK_BUDGET` per wanted member, at least :data:`_FIRST_STRIDE` times eight),
+    or as soon as the share of members seen says the page would need more than that,
     the rest of the page is asked of the database in one query, which the planner can
     start from the most selective criterion; the walk then costs at most its budget more
-    than that query alone.
+    than that query alone, and usually one stretch more.
     """
     columns = client_select(filters).add_columns(Client.outcome)
     if limit is None:
@@ -586,8 +587,9 @@ def _page(
     low = after
     stride = max(_FIRST_STRIDE, wanted)
     budget = max(_FIRST_STRIDE * _MAX_GROWTH, _WALK_BUDGET * wanted)
+    needed = 0
     while len(found) < wanted:
-        if checked >= budget:
+        if checked >= budget or checked + needed > budget:
             rest = columns.order_by(Client.client_id).limit(wanted - len(found))
             if low is not None:
                 rest = rest.where(Client.client_id > low)
