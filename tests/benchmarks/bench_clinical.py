@@ -26,6 +26,8 @@ scanning whole tables over following indexes).
 
 Usage: python tests/benchmarks/bench_clinical.py [--sizes 4700 47000] [--full]
 ``--full`` runs 47k and 470k clients (about 1.3 million studies; several minutes).
+``--shapes`` also times the first page of more query shapes both as cohort_query walks it
+and as one ``ORDER BY ... LIMIT`` query (what the planner does alone).
 Target (issue): at most 3x the time for 10x the clients.
 """
 
@@ -310,6 +312,32 @@ def measure(engine: Engine, repeat: int) -> dict[str, float]:
         }
 
 
+SHAPES = {
+    "typical": TYPICAL,
+    "grade 3 alone": CohortFilters(pathology=PathologyFilter(grades=("G3",))),
+    "HER2+ alone": CohortFilters(pathology=PathologyFilter(her2_positive=True)),
+    "GE images": CohortFilters(manufacturers=("GE",)),
+    "Hologic DBT": CohortFilters(dimensions=("3D",), manufacturers=("HOLOGIC",)),
+    "CIP priors": CohortFilters(episode_outcomes=("CIP",)),
+    "moderate": MODERATE,
+    "broad": BROAD,
+}
+
+
+def shapes(engine: Engine, repeat: int) -> None:
+    """The first page of several query shapes, two ways: the walk that cohort_query uses,
+    and the same page asked of PostgreSQL in one ORDER BY ... LIMIT query."""
+    from omipacs.clinical.cohorts import _page, client_select
+    from omipacs.clinical.models import Client as C
+
+    with Session(engine) as s:
+        for name, filters in SHAPES.items():
+            stmt = client_select(filters).add_columns(C.outcome).order_by(C.client_id).limit(100)
+            one = timed(lambda st=stmt: s.execute(st).all(), repeat)  # type: ignore[misc]
+            walk = timed(lambda f=filters: _page(s, f, 100, 0, None), repeat)  # type: ignore[misc]
+            print(f"    {name:<14} walk {walk:7.1f} ms   one query {one:7.1f} ms")
+
+
 def explain(engine: Engine) -> str:
     from omipacs.clinical.cohorts import client_select
     from omipacs.clinical.models import Client as C
@@ -327,6 +355,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="47k and 470k clients")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--explain", action="store_true", help="print the cohort page plan")
+    parser.add_argument("--shapes", action="store_true",
+                        help="first pages of more query shapes: walk vs one query")
     args = parser.parse_args()
     sizes = [47_000, 470_000] if args.full else args.sizes
     server = PostgresServer()
@@ -351,6 +381,8 @@ def main() -> None:
             for name, value in results[n].items():
                 unit = "" if name == "typical members" else " ms"
                 print(f"    {name:<18} {value:10.1f}{unit}")
+            if args.shapes:
+                shapes(engine, args.repeat)
             if args.explain:
                 print(explain(engine))
             engine.dispose()
