@@ -43,7 +43,8 @@ def free_port() -> int:
 class PostgresServer:
     """A private PostgreSQL cluster, started and stopped by the test session."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: str = "") -> None:
+        """``options``: more ``-c name=value`` server settings (benchmarks size memory)."""
         self.dir = Path(tempfile.mkdtemp(prefix="omipacs-pg-"))
         self.port = free_port()
         self.user = "omipacs"
@@ -76,7 +77,7 @@ class PostgresServer:
                 "-w",
                 "-o",
                 f"-p {self.port} -k {self.dir} -h 127.0.0.1 -c fsync=off "
-                "-c full_page_writes=off -c max_connections=200",
+                f"-c full_page_writes=off -c max_connections=200 {options}",
                 "start",
             ]
         )
