@@ -26,24 +26,21 @@ Nothing here imports a web framework; both sides work on plain byte streams.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import os
 import string
 import tempfile
 import uuid
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from omipacs.errors import BadRequest, OmipacsError, PayloadTooLarge
+from omipacs.errors import BadRequest, PayloadTooLarge
 from omipacs.web.media import MediaType, format_media_type, parse_content_type
 
 __all__ = [
     "MAX_BOUNDARY_LENGTH",
     "MultipartWriter",
-    "Opener",
     "Part",
     "boundary_from_content_type",
     "iter_parts",
@@ -479,15 +476,12 @@ def _part_content_type(headers: Mapping[str, str]) -> MediaType | None:
 PART_END = _CRLF
 """What follows a part's bytes (the first half of the next delimiter)."""
 
-Opener = Callable[[], BinaryIO]
-"""Opens a stored object for reading (a blob store's ``open``), used when it is not a path."""
-
-
 class MultipartWriter:
     """Stream a ``multipart/related`` body for WADO-RS (PS3.18 §8.6, RFC 2387).
 
-    Each ``iter_*_part`` call returns a generator for one part; chain them, then
-    :meth:`close`. A part is written as ``--boundary CRLF headers CRLF body CRLF``, so
+    A part is :meth:`part_head`, its bytes and :data:`PART_END` (or one
+    :meth:`iter_bytes_part` for bytes in memory); after the last, :meth:`close`. A part
+    is written as ``--boundary CRLF headers CRLF body CRLF``, so
     the CRLF after each body is the first half of the next delimiter and the body has
     no preamble (decoders that ignore preambles, as dicomweb-client's does, read it).
 
@@ -525,36 +519,6 @@ class MultipartWriter:
         params = {"type": type_, **(extra_params or {}), "boundary": self._boundary}
         return format_media_type("multipart/related", params)
 
-    def iter_file_part(
-        self,
-        path_or_opener: Path | str | Opener,
-        content_type: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        offset: int = 0,
-        length: int | None = None,
-        chunk_size: int = 1 << 20,
-    ) -> Generator[bytes, None, None]:
-        """One part whose body is a file, or a byte range of it, read in chunks.
-
-        The file is opened when the generator is first advanced, so a study's worth of
-        generators holds no open files, and it is closed even if the client goes away
-        mid-part. ``offset``/``length`` serve frames and bulk data out of a stored
-        instance.
-
-        Raises
-        ------
-        ValueError
-            Bad arguments or header values with CR/LF (checked now, not when iterated).
-        OmipacsError
-            During iteration, if ``length`` is given and the file ends before it.
-        """
-        self._check_open()
-        if offset < 0 or (length is not None and length < 0) or chunk_size < 1:
-            raise ValueError("offset and length must be >= 0 and chunk_size >= 1")
-        head = self._part_head(content_type, headers)
-        return self._file_part(head, path_or_opener, offset, length, chunk_size)
-
     def iter_bytes_part(
         self,
         data: bytes,
@@ -565,17 +529,6 @@ class MultipartWriter:
         self._check_open()
         head = self._part_head(content_type, headers)
         return iter((head, data, _CRLF))
-
-    def iter_stream_part(
-        self,
-        chunks: Iterable[bytes],
-        content_type: str,
-        headers: Mapping[str, str] | None = None,
-    ) -> Iterator[bytes]:
-        """One part whose body is produced as it is sent (a transcoded instance)."""
-        self._check_open()
-        head = self._part_head(content_type, headers)
-        return itertools.chain((head,), chunks, (_CRLF,))
 
     def part_head(self, content_type: str, headers: Mapping[str, str] | None = None) -> bytes:
         """The delimiter and header block that open a part, for bodies assembled from
@@ -606,48 +559,3 @@ class MultipartWriter:
             if any(c in _CONTROL for c in line):
                 raise ValueError("multipart header values cannot contain control characters")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-    @staticmethod
-    def _file_part(
-        head: bytes,
-        path_or_opener: Path | str | Opener,
-        offset: int,
-        length: int | None,
-        chunk_size: int,
-    ) -> Generator[bytes, None, None]:
-        opened: BinaryIO
-        if isinstance(path_or_opener, (str, os.PathLike)):
-            opened = open(path_or_opener, "rb")  # closed by the with below
-        else:
-            opened = path_or_opener()
-        with contextlib.closing(opened) as f:
-            if offset:
-                _skip(f, offset, chunk_size)
-            yield head
-            remaining = length
-            while remaining is None or remaining > 0:
-                want = chunk_size if remaining is None else min(chunk_size, remaining)
-                chunk = f.read(want)
-                if not chunk:
-                    break
-                if remaining is not None:
-                    remaining -= len(chunk)
-                yield chunk
-            if remaining:
-                raise OmipacsError(
-                    f"a stored object ended {remaining} bytes before the range being sent"
-                )
-        yield _CRLF
-
-
-def _skip(f: BinaryIO, offset: int, chunk_size: int) -> None:
-    """Move to ``offset``: seek when the stream can, else read and drop."""
-    if f.seekable():
-        f.seek(offset)
-        return
-    left = offset
-    while left > 0:
-        chunk = f.read(min(chunk_size, left))
-        if not chunk:
-            return  # past the end: the length check reports it
-        left -= len(chunk)

@@ -21,8 +21,10 @@ import requests
 from dicomweb_client.web import DICOMwebClient
 
 from omipacs.errors import BadRequest, OmipacsError, PayloadTooLarge
+from omipacs.web.body import FileRange, SegmentedBody
 from omipacs.web.media import parse_content_type
 from omipacs.web.multipart import (
+    PART_END,
     MultipartWriter,
     Part,
     boundary_from_content_type,
@@ -502,7 +504,7 @@ def test_valid_boundaries(boundary: str) -> None:
 # -- writing ---------------------------------------------------------------------------
 
 
-def write_body(writer: MultipartWriter, parts: Iterable[Iterator[bytes]]) -> bytes:
+def write_body(writer: MultipartWriter, parts: Iterable[Iterable[bytes]]) -> bytes:
     out = bytearray()
     for part in parts:
         for chunk in part:
@@ -569,15 +571,16 @@ def test_writer_round_trips_through_parser(spool: Path, tmp_path: Path, chunk_si
         writer,
         [
             *(writer.iter_bytes_part(b, "application/dicom") for b in TRICKY),
-            writer.iter_file_part(stored, "application/octet-stream", chunk_size=chunk_size),
-            writer.iter_file_part(
-                str(stored),
-                "application/octet-stream",
-                headers={"Content-Location": "/frames/2"},
-                offset=1000,
-                length=3000,
-                chunk_size=chunk_size,
-            ),
+            SegmentedBody([
+                writer.part_head("application/octet-stream"),
+                FileRange(stored, 0, stored.stat().st_size),
+                PART_END,
+            ]),
+            SegmentedBody([
+                writer.part_head("application/octet-stream", {"Content-Location": "/frames/2"}),
+                FileRange(stored, 1000, 3000),
+                PART_END,
+            ]),
         ],
     )
     media = parse_content_type(writer.content_type("application/dicom"))
@@ -594,85 +597,12 @@ def test_writer_empty_body_parses(spool: Path) -> None:
     assert parse(writer.close(), spool, writer.boundary) == []
 
 
-class Unseekable(io.BytesIO):
-    """A blob-store stream that cannot seek; counts closes."""
-
-    closed_count = 0
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        Unseekable.closed_count += 1
-        super().close()
-
-
-@pytest.mark.parametrize(
-    ("offset", "length", "expected"),
-    [
-        (0, None, b"0123456789"),
-        (3, None, b"3456789"),
-        (3, 4, b"3456"),
-        (0, 0, b""),
-        (10, None, b""),
-        (9, 1, b"9"),
-    ],
-)
-@pytest.mark.parametrize("seekable", [True, False])
-def test_file_part_ranges(offset: int, length: int | None, expected: bytes, seekable: bool) -> None:
-    make = io.BytesIO if seekable else Unseekable
-    writer = MultipartWriter("b")
-    chunks = list(
-        writer.iter_file_part(
-            lambda: make(b"0123456789"),
-            "application/octet-stream",
-            offset=offset,
-            length=length,
-            chunk_size=2,
-        )
-    )
-    head = b"--b\r\nContent-Type: application/octet-stream\r\n\r\n"
-    assert chunks[0] == head
-    assert chunks[-1] == b"\r\n"
-    assert all(len(c) <= 2 for c in chunks[1:-1])
-    assert b"".join(chunks) == head + expected + b"\r\n"
-
-
-@pytest.mark.parametrize(("offset", "length"), [(0, 11), (5, 6), (20, 1)])
-def test_file_part_shorter_than_range_fails(offset: int, length: int) -> None:
-    writer = MultipartWriter()
-    part = writer.iter_file_part(
-        lambda: Unseekable(b"0123456789"), "application/dicom", offset=offset, length=length
-    )
-    with pytest.raises(OmipacsError, match="ended .* bytes before"):
-        list(part)
-
-
-def test_file_part_opens_lazily_and_always_closes() -> None:
-    opened: list[Unseekable] = []
-
-    def opener() -> Unseekable:
-        stream = Unseekable(b"x" * 100)
-        opened.append(stream)
-        return stream
-
-    writer = MultipartWriter()
-    part = writer.iter_file_part(opener, "application/dicom", chunk_size=10)
-    assert opened == []
-    next(part)
-    next(part)
-    assert len(opened) == 1 and not opened[0].closed
-    part.close()  # the client went away mid-part
-    assert opened[0].closed
-    list(writer.iter_file_part(opener, "application/dicom"))
-    assert opened[1].closed
-
-
 def test_file_part_missing_file(tmp_path: Path) -> None:
     writer = MultipartWriter()
-    part = writer.iter_file_part(tmp_path / "absent", "application/dicom")
+    head = writer.part_head("application/dicom")
+    part = SegmentedBody([head, FileRange(tmp_path / "absent", 0, 1)])
     with pytest.raises(FileNotFoundError):
-        next(part)
+        list(part)
 
 
 @pytest.mark.parametrize(
@@ -690,17 +620,14 @@ def test_writer_refuses_bad_headers(content_type: str, headers: dict[str, str] |
     with pytest.raises(ValueError):
         writer.iter_bytes_part(b"", content_type, headers)
     with pytest.raises(ValueError):
-        writer.iter_file_part(lambda: io.BytesIO(), content_type, headers=headers)
+        writer.part_head(content_type, headers)
 
 
-def test_writer_refuses_bad_ranges() -> None:
-    writer = MultipartWriter()
+def test_writer_refuses_bad_ranges(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
-        writer.iter_file_part(io.BytesIO, "application/dicom", offset=-1)
+        FileRange(tmp_path / "f", -1, 1)
     with pytest.raises(ValueError):
-        writer.iter_file_part(io.BytesIO, "application/dicom", length=-1)
-    with pytest.raises(ValueError):
-        writer.iter_file_part(io.BytesIO, "application/dicom", chunk_size=0)
+        FileRange(tmp_path / "f", 0, -1)
 
 
 def test_writer_refuses_parts_after_close() -> None:
@@ -757,7 +684,11 @@ def test_dicomweb_client_decodes_writer_output(
         writer,
         [
             *(writer.iter_bytes_part(b, "application/dicom") for b in data),
-            writer.iter_file_part(stored, "application/dicom", chunk_size=3000),
+            SegmentedBody([
+                writer.part_head("application/dicom"),
+                FileRange(stored, 0, stored.stat().st_size),
+                PART_END,
+            ]),
         ],
     )
     client = DICOMwebClient("http://localhost")
