@@ -61,7 +61,8 @@ def test_concurrent_records(tmp_path: Path) -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
     assert errors == []
     assert len(identity) == 50
     record = identity.lookup(clients[0].key_hash)

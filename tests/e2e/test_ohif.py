@@ -25,7 +25,8 @@ from tests.e2e.ohif_check import (
     run_check,
 )
 
-pytestmark = pytest.mark.e2e
+#: Building a demo archive and driving a browser on a loaded machine takes minutes.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 MARKED_CLIENTS = 20
 """Demo clients enough for some malignant and benign outcomes, which get expert marks."""

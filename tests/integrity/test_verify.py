@@ -133,13 +133,15 @@ def test_kill_9_during_c_store_loses_no_acknowledged_instance(
 
     thread = threading.Thread(target=sender)
     thread.start()
-    while len(acked) < 15:
+    deadline = time.monotonic() + 120
+    while len(acked) < 15 and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     os.kill(server.process.pid, signal.SIGKILL)
-    server.process.wait()
+    server.process.wait(timeout=30)
     stop.set()
     thread.join(timeout=60)
-    assert len(acked) >= 15
+    assert not thread.is_alive(), "the sender did not stop after the server was killed"
+    assert len(acked) >= 15, "".join(server.log[-20:])
 
     # Restart, then verify: every acknowledged instance is present and intact.
     server = start_server(settings, tmp_path, "--sweep-all")
@@ -185,8 +187,11 @@ def test_kill_9_during_import_then_reimport_completes(settings: Settings, tmp_pa
             if n >= 10:
                 break
         time.sleep(0.1)
+    else:
+        proc.kill()
+        raise AssertionError("the import stored fewer than 10 instances in 120 s")
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.wait(timeout=30)
     assert (
         json.loads(_cli(settings, tmp_path, "verify", "--repair", "--grace", "0", "--json").stdout)[
             "missing"
