@@ -6,10 +6,12 @@
  * the `[http]` host, port and `base_path` of its config.toml. Tested with @ohif/app 3.12.10
  * by tests/e2e/ohif_check.py, which serves this very file.
  *
- * The viewer may be served from another origin: omipacs answers CORS preflights and sends
- * `Access-Control-Allow-Origin` for the origins in `[http] cors_origins` (default any), and
- * `Cross-Origin-Resource-Policy: cross-origin` so a cross-origin-isolated OHIF page can
- * load its responses.
+ * The viewer may be served from another origin once that origin is listed in the
+ * archive's `[http] cors_origins` (empty by default: no cross-origin access), e.g.
+ * `cors_origins = ["https://viewer.example.org"]`: omipacs then answers CORS preflights,
+ * sends `Access-Control-Allow-Origin` and `Cross-Origin-Resource-Policy: cross-origin` so a
+ * cross-origin-isolated OHIF page can load its responses. Or serve both from one origin
+ * behind a reverse proxy.
  */
 
 /** The archive's DICOMweb base URL (no trailing slash). */

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -87,8 +88,10 @@ class HttpSettings:
     insecure: bool = False
     """Allow binding to a non-loopback address without authentication (logged loudly)."""
     threads: int = 8
-    cors_origins: tuple[str, ...] = ("*",)
-    """Origins allowed to call the API from a browser (a viewer on another host)."""
+    cors_origins: tuple[str, ...] = ()
+    """Web origins (``https://viewer.example.org``) allowed to call the archive from a
+    browser, e.g. a viewer on another host; empty means none. ``["*"]`` allows any origin
+    but never with credentials (see :mod:`omipacs.web.cors`)."""
     public_url: str = ""
     """The URL clients use to reach the server (``https://pacs.example.org/archive``);
     when set, absolute URLs in responses use it instead of the request's Host."""
@@ -103,6 +106,28 @@ class HttpSettings:
     be remapped again. Turn on if sites upload identifiable data over STOW."""
     qido_default_limit: int = 100
     qido_max_limit: int = 1000
+
+    def __post_init__(self) -> None:
+        _check_origins(self.cors_origins)
+
+
+_ORIGIN = re.compile(r"^https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")
+
+
+def _check_origins(origins: tuple[str, ...]) -> None:
+    """Refuse a ``cors_origins`` entry no browser could send, or ``*`` among others.
+
+    An origin is ``scheme://host[:port]`` exactly as a browser sends it: no path and no
+    trailing slash.
+    """
+    if "*" in origins and len(origins) > 1:
+        raise ConfigurationError('http.cors_origins: "*" allows any origin; list it alone')
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise ConfigurationError(
+                f"http.cors_origins: {origin!r} is not an origin such as "
+                '"https://viewer.example.org" (scheme, host and optional port; no path)'
+            )
 
 
 @dataclass(frozen=True)

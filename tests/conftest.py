@@ -132,6 +132,7 @@ max_pdu_size = {settings.dimse.max_pdu_size}
 [http]
 host = "{settings.http.host}"
 port = {settings.http.port}
+cors_origins = [{", ".join(f'"{o}"' for o in settings.http.cors_origins)}]
 """
     if settings.deid.key_file:
         text += f'[deid]\nkey_file = "{settings.deid.key_file}"\n'

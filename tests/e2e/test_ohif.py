@@ -11,6 +11,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ def _demo_server(tmp_path_factory: pytest.TempPathFactory, clients: int) -> Serv
         pytest.fail("OHIF end-to-end tooling missing: " + "; ".join(missing) + f"; {SETUP_HINT}")
     root = tmp_path_factory.mktemp(f"ohif-archive-{clients}")
     settings = make_settings(root)
+    # The viewer is served from a loopback port chosen at random: let any origin in.
+    settings = replace(settings, http=replace(settings.http, cors_origins=("*",)))
     config = write_config(settings, root / "config.toml")
     subprocess.run(
         [sys.executable, "-m", "omipacs", "--config", str(config), "demo"]
