@@ -46,7 +46,8 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
 from omipacs.deid import actions
-from omipacs.deid.descriptors import is_safe_descriptor
+from omipacs.deid.codes import clean_code_item
+from omipacs.deid.descriptors import is_safe_descriptor, looks_like_identifier
 from omipacs.deid.keys import DeidKeys, load_keys
 from omipacs.deid.nhs import find_nhs_number
 from omipacs.deid.profile import DEFAULT_PROFILE, DICOM_UID_ROOT, Op, Option, Profile, Rule
@@ -188,6 +189,7 @@ class _Pass:
             raise InvalidInstance(f"sequences nested deeper than {self.max_depth} levels")
         out = Dataset()
         kept_blocks: set[BaseTag] = set()
+        coded = clean_code_item(src)
         for raw_tag in list(src.keys()):
             tag = Tag(raw_tag)
             if tag.is_private and tag.element < 0x1000:
@@ -199,6 +201,10 @@ class _Pass:
             except Exception:  # noqa: BLE001 - an undecodable element is dropped, not kept
                 self.counts["unreadable"] += 1
                 logger.debug("dropped undecodable element %s", tag)
+                continue
+            if tag in coded:
+                self.counts["clean_code"] += 1
+                out.add(DataElement(tag, elem.VR, coded[tag]))
                 continue
             if tag.is_private:
                 rule = self.profile.private_rule(tag, self._creator(src, tag))
@@ -260,7 +266,11 @@ class _Pass:
             return self._shift(elem)
         if op is Op.CLEAN:
             values = actions.string_values(elem)
-            if all(is_safe_descriptor(v) for v in values):
+            if rule.technical:
+                safe = not any(looks_like_identifier(v) for v in values)
+            else:
+                safe = all(is_safe_descriptor(v) for v in values)
+            if safe:
                 return DataElement(elem.tag, elem.VR, _copy_value(elem.value))
             self.counts["clean_rejected"] += 1
             return self.element(elem, Rule(rule.fallback, rule.source), depth)

@@ -187,9 +187,17 @@ TECHNICAL_KEEP: Final = frozenset(
         "SecondaryCaptureDeviceSoftwareVersions",
         "ApplicationName", "ApplicationVersion", "ApplicationManufacturer",
         "AcquisitionDeviceProcessingCode",
-        # Coded concepts (Code Sequence Macro, PS3.3 Table 8.8-1).
-        "CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "CodeMeaning",
-        "LongCodeValue", "URNCodeValue", "MappingResourceName", "CodingSchemeName",
+        # Coded concepts (Code Sequence Macro, PS3.3 Table 8.8-1): the engine first
+        # cleans each code item as a whole (omipacs.deid.codes).
+        "CodeValue", "CodingSchemeDesignator", "CodeMeaning", "LongCodeValue", "URNCodeValue",
+    }
+)
+"""Text-VR attributes kept verbatim by the fallback (standard attributes, by keyword)."""
+
+TECHNICAL_CHECKED: Final = frozenset(
+    {
+        # Versions and names of coding resources.
+        "CodingSchemeVersion", "MappingResourceName", "CodingSchemeName",
         # Presentation of pixel values.
         "RescaleType", "WindowCenterWidthExplanation", "LUTExplanation",
         "DimensionDescriptionLabel", "StackID",
@@ -197,7 +205,8 @@ TECHNICAL_KEEP: Final = frozenset(
         "FilterType", "CollimatorGridName",
     }
 )
-"""Text-VR attributes kept verbatim by the fallback (standard attributes, by keyword)."""
+"""Text-VR attributes worded by the equipment: kept unless a value looks like a date or
+an identifier (:func:`omipacs.deid.descriptors.looks_like_identifier`), else removed."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +218,9 @@ class Rule:
     """Where the rule comes from, e.g. ``"E.1-1 X/Z/D, 113109:K"`` or ``"VR PN"``."""
     fallback: Op = Op.REMOVE
     """For :attr:`Op.CLEAN`: what to do with a value that is not a safe descriptor."""
+    technical: bool = False
+    """For :attr:`Op.CLEAN`: the value is the equipment's wording, checked only for
+    date- and identifier-like patterns rather than against the vocabulary."""
 
 
 def _ext(op: Op, reason: str, fallback: Op = Op.REMOVE) -> Rule:
@@ -230,6 +242,11 @@ OVERRIDES: Final[Mapping[str, Rule]] = MappingProxyType(
         "UnformattedTextValue": _ext(Op.CLEAN, "presentation state text (Type 1C)", Op.DUMMY),
         "ContentDescription": _ext(Op.CLEAN, "Type 2 in Content Identification", Op.EMPTY),
         "PositionReferenceIndicator": _ext(Op.CLEAN, "Type 2 in Frame of Reference", Op.EMPTY),
+        # Labels chosen by a person (CS, so no vocabulary limit by VR): cleaned too.
+        "ContentLabel": _ext(Op.CLEAN, "Type 1 label of a presentation state or SR", Op.DUMMY),
+        # Layer names are matched across sequences: a keyed hash keeps them matching.
+        "GraphicLayer": _ext(Op.CLEAN, "Type 1 layer name, referenced by annotations",
+                             Op.HASH_DEVICE),
         "AcquisitionContextSequence": _ext(Op.EMPTY, "X/Z resolved to Z: Type 2 in MG"),
         # Locations are not device identity: removed although 113109 says K.
         "ScheduledStationNameCodeSequence": _ext(Op.REMOVE, "station location codes"),
@@ -363,6 +380,10 @@ class Profile:
             return self._table_rule(row, _dictionary_vr(tag, vr), keyword)
         if keyword in TECHNICAL_KEEP:
             return Rule(Op.KEEP, "omipacs: technical attribute")
+        if keyword in TECHNICAL_CHECKED:
+            return Rule(Op.CLEAN, "omipacs: technical wording", Op.REMOVE, technical=True)
+        if not keyword:
+            return Rule(Op.REMOVE, "public element unknown to the data dictionary")
         return self._vr_rule(keyword, _dictionary_vr(tag, vr))
 
     def _vr_rule(self, keyword: str, vr: str) -> Rule:

@@ -26,14 +26,31 @@ SR = "1.2.840.10008.5.1.4.1.1.88.50"
 GSPS = "1.2.840.10008.5.1.4.1.1.11.1"
 SC = "1.2.840.10008.5.1.4.1.1.7"
 
-PHI_TOKENS = (
-    "CANARY",
-    "9434765919", "943 476 5919", "943-476-5919",
-    "4010232137", "401 023 2137",
-    "19580312", "19610727", "19550101",
-    "GU2 7QZ", "01483 555019",
-)
+PHI_CLASSES = {
+    "CANARY": "names",
+    # Surnames and forenames that are also ordinary English words.
+    "SPARROW": "names", "HEATHER": "names",
+    "9434765919": "ids", "943 476 5919": "ids", "943-476-5919": "ids",
+    "4010232137": "ids", "401 023 2137": "ids",
+    "19580312": "dates", "19610727": "dates", "19550101": "dates",
+    # One true date written the ways people and systems write it (10 February 2016,
+    # 14 June 1962); paired with vocabulary words wherever they are planted.
+    "10/02/16": "dates", "14 06 62": "dates", "2016-02-10": "dates", "10.02.2016": "dates",
+    "10 Feb 2016": "dates", "10FEB16": "dates", "14/6/1962": "dates",
+    "GU2 7QZ": "geographic", "01483 555019": "phone",
+}
+"""Planted identifiers and the HIPAA Safe Harbor class each stands for."""
+
+PHI_TOKENS = tuple(PHI_CLASSES)
 """Searched case-insensitively in every output value and in the encoded bytes."""
+
+VOCABULARY_PHI = (
+    "Lesion 1 10/02/16", "R MLO 14 06 62", "Recall Sparrow", "Screening 10 Feb 2016",
+    "L CC 10.02.2016", "Screening 10FEB16", "Heather Sparrow", "R MLO 2016-02-10",
+    "Lesion 1 14/6/1962", "Screening Mammography Sparrow",
+)
+"""Vocabulary words paired with a date or a name that is also a word (issue: Clean
+Descriptors kept such values whole)."""
 
 SAFE_DESCRIPTORS = frozenset(
     {"L CC", "R CC", "L MLO", "R MLO", "Screening Mammography", "Tomosynthesis", "Lesion 1",
@@ -264,6 +281,7 @@ def _common_image(ds: Dataset, uid: UidSource, frame_of_reference: str) -> None:
     ds.WindowCenter = "2048"
     ds.WindowWidth = "4096"
     ds.WindowCenterWidthExplanation = "NORMAL"
+    ds.RequestedProcedureDescription = "Screening Mammography Sparrow"
     ds.RescaleType = "US"
 
 
@@ -303,6 +321,9 @@ def make_mg(patient: Patient, vendor: Vendor, study: Study, view: str, uid: UidS
     ds.CompressionForce = "110"
     ds.ImageComments = COMMENT
     ds.AcquisitionDeviceProcessingDescription = "CANARY processing for Mrs Canaryfield"
+    ds.DerivationDescription = "L CC 10/02/16"
+    ds.add_new(0x00089999, "LO", "R MLO 14 06 62")  # public, unknown to the dictionary
+    ds.add_new(0x00089998, "CS", "SPARROW 10FEB16")
     source = Dataset()
     source.ReferencedSOPClassUID = MG_RAW
     source.ReferencedSOPInstanceUID = uid()
@@ -445,6 +466,16 @@ def make_sr(patient: Patient, vendor: Vendor, study: Study, uid: UidSource) -> I
     ]
     finding = _content("CONTAINER", "CONTAINS", code("111059", "DCM", "Single Image Finding"),
                        ContinuityOfContent="SEPARATE")
+    for text in VOCABULARY_PHI:
+        items.append(_content("TEXT", "CONTAINS", code("121106", "DCM", "Comment"),
+                              TextValue=text))
+    items.append(_content("CODE", "CONTAINS",
+                          code("SPW1", "99RSCH", "Read by Sparrow 14 06 62"),
+                          ConceptCodeSequence=Sequence(
+                              [code("L-10/02/16", "99RSCH", "Recall Heather Sparrow")])))
+    items.append(_content("CODE", "CONTAINS", code("121071", "DCM", "Finding"),
+                          ConceptCodeSequence=Sequence(
+                              [code("4010232137", "SCT", "Mass 10.02.2016")])))
     finding.ContentSequence = Sequence([
         _content("TEXT", "HAS PROPERTIES", code("112039", "DCM", "Tracking Identifier"),
                  TextValue="Lesion 1"),
@@ -481,7 +512,7 @@ def make_gsps(patient: Patient, vendor: Vendor, study: Study, uid: UidSource) ->
     ds.SeriesInstanceUID = uid()
     ds.SeriesNumber = "91"
     ds.InstanceNumber = "1"
-    ds.ContentLabel = "MARKUP"
+    ds.ContentLabel = "SPARROW_140662"
     ds.ContentDescription = "Marks by CANARYREAD for Mrs Canaryfield"
     ds.ContentCreatorName = "CANARYCREATOR^IVY"
     ds.PresentationCreationDate = study.date
@@ -495,7 +526,8 @@ def make_gsps(patient: Patient, vendor: Vendor, study: Study, uid: UidSource) ->
     series.ReferencedImageSequence = Sequence([image])
     ds.ReferencedSeriesSequence = Sequence([series])
     layer = Dataset()
-    layer.GraphicLayer = "LAYER1"
+    layer.GraphicLayer = "HEATHER SPARROW"
+    layer.GraphicLayerDescription = "R MLO 10/02/16"
     layer.GraphicLayerOrder = 1
     ds.GraphicLayerSequence = Sequence([layer])
     text = Dataset()
@@ -503,6 +535,12 @@ def make_gsps(patient: Patient, vendor: Vendor, study: Study, uid: UidSource) ->
     text.AnchorPoint = [10.0, 10.0]
     text.AnchorPointAnnotationUnits = "PIXEL"
     text.AnchorPointVisibility = "Y"
+    dated = Dataset()
+    dated.UnformattedTextValue = "R MLO 10.02.2016"
+    dated.BoundingBoxTopLeftHandCorner = [1.0, 1.0]
+    dated.BoundingBoxBottomRightHandCorner = [30.0, 8.0]
+    dated.BoundingBoxAnnotationUnits = "PIXEL"
+    dated.BoundingBoxTextHorizontalJustification = "LEFT"
     graphic = Dataset()
     graphic.GraphicAnnotationUnits = "PIXEL"
     graphic.GraphicDimensions = 2
@@ -510,9 +548,9 @@ def make_gsps(patient: Patient, vendor: Vendor, study: Study, uid: UidSource) ->
     graphic.GraphicData = [1.0, 1.0, 20.0, 20.0]
     graphic.GraphicType = "POLYLINE"
     annotation = Dataset()
-    annotation.GraphicLayer = "LAYER1"
+    annotation.GraphicLayer = "HEATHER SPARROW"
     annotation.ReferencedImageSequence = Sequence([image])
-    annotation.TextObjectSequence = Sequence([text])
+    annotation.TextObjectSequence = Sequence([text, dated])
     annotation.GraphicObjectSequence = Sequence([graphic])
     ds.GraphicAnnotationSequence = Sequence([annotation])
     ds.PresentationLUTShape = "IDENTITY"
@@ -534,6 +572,8 @@ def make_sc(patient: Patient, vendor: Vendor, study: Study, uid: UidSource,
     ds.SeriesNumber = "99"
     ds.InstanceNumber = "1"
     ds.ConversionType = "WSD"
+    ds.SeriesDescription = "Screening 10FEB16"
+    ds.WindowCenterWidthExplanation = "Screening 2016-02-10"
     ds.SecondaryCaptureDeviceManufacturer = vendor.manufacturer
     ds.DateOfSecondaryCapture = study.date
     ds.ContentDate = study.date

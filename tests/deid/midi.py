@@ -31,7 +31,7 @@ from omipacs.deid.pseudonyms import (
     shift_datetime,
 )
 
-from .corpus import PHI_TOKENS, RETAINED, SAFE_DESCRIPTORS, Instance
+from .corpus import PHI_CLASSES, PHI_TOKENS, RETAINED, SAFE_DESCRIPTORS, Instance
 
 Path = tuple[object, ...]
 """Steps from the top: ``(tag, item index)`` pairs, then the element's tag."""
@@ -82,6 +82,23 @@ def resolve(ds: Dataset, path: Path) -> DataElement | object | None:
     return current[last] if last in current else None
 
 
+HIPAA_KINDS = frozenset({"text_removed", "date_shifted", "age_aggregated"})
+"""Checks about an identifier of a HIPAA Safe Harbor class (45 CFR 164.514(b)(2))."""
+
+
+def hipaa_class(original: str, vr: str) -> str:
+    """The Safe Harbor class of a planted value: by its tokens, else by its VR."""
+    classes = [PHI_CLASSES[t] for t in phi_hits(original)]
+    for wanted in ("ids", "dates", "phone", "geographic"):
+        if wanted in classes:
+            return wanted
+    if vr in ("DA", "DT"):
+        return "dates"
+    if vr == "AS":
+        return "ages over 89"
+    return "names" if vr == "PN" or classes else "other"
+
+
 @dataclass
 class Check:
     kind: str
@@ -89,6 +106,8 @@ class Check:
     original: str
     expected: str | None = None
     passed: bool = False
+    hipaa: str | None = None
+    """The Safe Harbor class this check protects, if any."""
 
 
 @dataclass
@@ -128,13 +147,14 @@ class Scorer:
         keyword = elem.keyword
         if phi_hits(original):
             self.checks.append(Check("text_removed", where, original, None,
-                                     value is None or not phi_hits(value)))
+                                     value is None or not phi_hits(value),
+                                     hipaa_class(original, elem.VR)))
         elif elem.VR in ("DA", "DT") and original.strip() and keyword not in (
                 "ContextGroupVersion", "TemplateVersion"):
             shift = shift_date if elem.VR == "DA" else shift_datetime
             expected = shift(original, offset)
             ok = found is MISSING_CONTAINER or value == expected
-            self.checks.append(Check("date_shifted", where, original, expected, ok))
+            self.checks.append(Check("date_shifted", where, original, expected, ok, "dates"))
         elif (elem.VR == "UI" and original and not is_class_uid_keyword(keyword)
               and not original.startswith(DICOM_UID_ROOT)):
             expected = remap_uid(self.keys, original)
@@ -168,13 +188,20 @@ class Scorer:
             by_kind[check.kind].append(check.passed)
         rows = [(kind, sum(v), len(v), 100.0 * sum(v) / len(v)) for kind, v in by_kind.items()]
         rows.sort()
+        hipaa: dict[str, list[bool]] = defaultdict(list)
+        for check in self.checks:
+            if check.hipaa is not None:
+                hipaa[check.hipaa].append(check.passed)
+                hipaa["ALL"].append(check.passed)
+        for name, v in sorted(hipaa.items(), key=lambda kv: (kv[0] == "ALL", kv[0])):
+            rows.append((f"HIPAA {name}", sum(v), len(v), 100.0 * sum(v) / len(v)))
         total = [c.passed for c in self.checks]
         rows.append(("ALL", sum(total), len(total), 100.0 * sum(total) / len(total)))
         return rows
 
     def render(self) -> str:
-        lines = [f"{'check':18} {'passed':>8} {'total':>8} {'score':>8}"]
-        lines += [f"{k:18} {p:8d} {t:8d} {s:7.2f}%" for k, p, t, s in self.table()]
+        lines = [f"{'check':22} {'passed':>8} {'total':>8} {'score':>8}"]
+        lines += [f"{k:22} {p:8d} {t:8d} {s:7.2f}%" for k, p, t, s in self.table()]
         return "\n".join(lines)
 
     def failures(self) -> list[Check]:

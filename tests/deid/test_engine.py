@@ -475,3 +475,26 @@ def test_values_of_the_wrong_kind_are_removed() -> None:
     out = Deidentifier(KEYS).apply(ds).dataset
     assert "DeviceSerialNumber" not in out
     assert out.StudyInstanceUID == remap_uid(KEYS, "1.2.3.99")  # UN read as UI, remapped
+
+
+def test_graphic_layers_still_match_after_cleaning(processed: Processed) -> None:
+    """A layer named after a person is replaced by a keyed hash, the same everywhere."""
+    for instance, result in processed:
+        if instance.kind != "GSPS":
+            continue
+        out = result.dataset
+        declared = {item.GraphicLayer for item in out.GraphicLayerSequence}
+        used = {item.GraphicLayer for item in out.GraphicAnnotationSequence}
+        assert used <= declared and not phi_hits("".join(declared))
+        assert out.ContentLabel == "ANONYMIZED"
+
+
+def test_vocabulary_paired_with_identifiers_is_cleaned(processed: Processed) -> None:
+    """SR TEXT, GSPS text, local codes and unknown public elements (issue 14, item 1)."""
+    _, sr = next(p for p in processed if p[0].kind == "SR")
+    texts = [item.TextValue for item in sr.dataset.ContentSequence if "TextValue" in item]
+    assert texts and all(t == "ANONYMIZED" or not phi_hits(t) for t in texts)
+    _, mg = next(p for p in processed if p[0].kind == "MG")
+    assert Tag(0x00089999) not in mg.dataset and Tag(0x00089998) not in mg.dataset
+    assert "DerivationDescription" not in mg.dataset or not phi_hits(
+        str(mg.dataset.DerivationDescription))

@@ -145,7 +145,9 @@ def test_every_t9_attribute_is_protected(tag: int) -> None:
         ("Rows", Op.KEEP, Op.REMOVE),
         ("PixelData", Op.KEEP, Op.REMOVE),
         ("CodeMeaning", Op.KEEP, Op.REMOVE),
-        ("RescaleType", Op.KEEP, Op.REMOVE),
+        ("RescaleType", Op.CLEAN, Op.REMOVE),
+        ("ContentLabel", Op.CLEAN, Op.DUMMY),
+        ("GraphicLayer", Op.CLEAN, Op.HASH_DEVICE),
         ("ViewCodeSequence", Op.RECURSE, Op.REMOVE),
         ("EncapsulatedDocument", Op.REMOVE, Op.REMOVE),
         # marking attributes are rewritten, never copied
