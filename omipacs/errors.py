@@ -11,6 +11,7 @@ Codes follow PS3.4 Annex B (C-STORE), PS3.7 Annex C and PS3.18 section 10.5.3.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Self
 
 
 class DimseStatus(IntEnum):
@@ -51,6 +52,20 @@ class OmipacsError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.sop_class_uid = ""
+        self.sop_instance_uid = ""
+
+    def about(self, sop_class_uid: str, sop_instance_uid: str) -> Self:
+        """Name the instance this error is about, unless it is already named.
+
+        Set by the ingest pipeline from what it parsed, so a STOW-RS response can list
+        the failed instance (PS3.18 §10.5.3) without reading the part a second time.
+        Only syntactically valid UIDs should be passed (they are shown to the peer).
+        """
+        if not self.sop_instance_uid:
+            self.sop_class_uid = sop_class_uid
+            self.sop_instance_uid = sop_instance_uid
+        return self
 
 
 class InvalidInstance(OmipacsError):
@@ -96,10 +111,13 @@ class StudyMismatch(OmipacsError):
 
 
 class OutOfResources(OmipacsError):
-    """Storage is full or a resource limit was reached; the sender may retry."""
+    """Storage is full or a resource limit was reached; the sender may retry.
+
+    507 Insufficient Storage (RFC 4918 §11.5) is what STOW-RS answers when no part
+    could be stored for lack of space (as Orthanc's MaxStorage tests expect)."""
 
     dimse_status = DimseStatus.OUT_OF_RESOURCES
-    http_status = 503
+    http_status = 507
 
 
 class Quarantined(OmipacsError):
@@ -137,12 +155,14 @@ class UnsupportedMediaType(OmipacsError):
 class PayloadTooLarge(OmipacsError):
     """The request body is over a configured limit; refused before it is read."""
 
+    dimse_status = DimseStatus.OUT_OF_RESOURCES
     http_status = 413
 
 
 class BadRequest(OmipacsError):
     """A malformed request (bad multipart framing, bad parameter)."""
 
+    dimse_status = DimseStatus.CANNOT_UNDERSTAND
     http_status = 400
 
 

@@ -20,9 +20,11 @@ from typing import BinaryIO
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.filereader import read_dataset
+from pydicom.filereader import read_dataset, read_file_meta_info
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from omipacs.errors import InvalidInstance
+from omipacs.dicom.uids import is_valid_uid
+from omipacs.errors import InvalidInstance, TransferSyntaxNotSupported
 
 #: Values larger than this are read lazily from the file (large private blobs).
 DEFER_SIZE = 256 * 1024
@@ -32,6 +34,10 @@ _ITEM = 0xFFFEE000
 _SEQ_DELIM = 0xFFFEE0DD
 #: An encapsulated Basic Offset Table larger than this is not plausible (16M frames).
 _MAX_BOT_BYTES = 64 * 1024 * 1024
+#: Transfer syntaxes whose data set must be inflated to be read: a few hundred kilobytes
+#: can inflate to gigabytes (robustness.md F9), so they are refused from the File Meta
+#: Information alone, before pydicom would inflate anything.
+INFLATING_SYNTAXES = frozenset({DeflatedExplicitVRLittleEndian, "1.2.840.10008.1.2.1.99"})
 _LONG_LENGTH_VRS = {
     b"OB",
     b"OD",
@@ -178,71 +184,130 @@ def _locate_pixels(fp: BinaryIO, pos: int, size: int, implicit: bool) -> PixelIn
 def parse_file(path: Path) -> ParsedFile:
     """Parse ``path``: meta, header (plus any trailing elements) and pixel data location.
 
+    The File Meta Information is read and checked first, on its own: a deflated data
+    set is refused before a byte of it is inflated, and a group length that disagrees
+    with the meta elements (which would make readers disagree on where the data set
+    starts) is refused before anything trusts it. Errors name the instance from the
+    meta where it can (:meth:`OmipacsError.about`).
+
     Raises
     ------
     InvalidInstance
         If the file is not readable DICOM (no ``DICM`` marker, truncated, malformed,
-        nested too deeply); the reason never quotes the file's values.
+        nested too deeply, an element running past the end of the file); the reason
+        never quotes the file's values.
+    TransferSyntaxNotSupported
+        If the data set is deflated.
     """
     size = os.path.getsize(path)
     with open(path, "rb") as fp:
+        dataset_offset = _dataset_offset(fp, size)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ds = dcmread(fp, stop_before_pixels=True, defer_size=DEFER_SIZE)
-                header_end = fp.tell()
-        except InvalidDicomError:
-            raise InvalidInstance("not a DICOM file (no DICM prefix after the preamble)") from None
+                meta_only = read_file_meta_info(path)
+        except Exception:
+            raise InvalidInstance("cannot read the File Meta Information") from None
+        identity = _meta_identity(meta_only)
+        ts = str(meta_only.get("TransferSyntaxUID", "") or "")
+        if not ts:
+            raise InvalidInstance("File Meta Information has no TransferSyntaxUID").about(
+                *identity
+            )
+        if ts in INFLATING_SYNTAXES:
+            raise TransferSyntaxNotSupported(
+                "deflated transfer syntaxes are not accepted (refused before inflation)"
+            ).about(*identity)
+        try:
+            return _parse(fp, Path(path), size, ts, dataset_offset)
+        except InvalidInstance as exc:
+            raise exc.about(*identity) from None
+
+
+def _meta_identity(meta: Dataset) -> tuple[str, str]:
+    """(MediaStorageSOPClassUID, MediaStorageSOPInstanceUID) if both are valid UIDs."""
+    cls = str(meta.get("MediaStorageSOPClassUID", "") or "")
+    uid = str(meta.get("MediaStorageSOPInstanceUID", "") or "")
+    return (cls, uid) if is_valid_uid(cls) and is_valid_uid(uid) else ("", "")
+
+
+def _parse(fp: BinaryIO, path: Path, size: int, ts: str, dataset_offset: int) -> ParsedFile:
+    fp.seek(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = dcmread(fp, stop_before_pixels=True, defer_size=DEFER_SIZE)
+            header_end = fp.tell()
+    except InvalidDicomError:
+        raise InvalidInstance("not a DICOM file (no DICM prefix after the preamble)") from None
+    except RecursionError:
+        raise InvalidInstance("data set nested too deeply") from None
+    except InvalidInstance:
+        raise
+    except Exception as exc:  # pydicom raises many types for malformed input
+        raise InvalidInstance(f"cannot parse DICOM header: {type(exc).__name__}") from None
+    if header_end > size:
+        # A deferred value (an OB or UT of 0xFFFFFFF0 bytes, say) runs past the end.
+        raise InvalidInstance("an element's length runs past the end of the file (truncated)")
+    meta = ds.file_meta
+    implicit = ts == "1.2.840.10008.1.2"
+    pixel = _locate_pixels(fp, header_end, size, implicit)
+    if pixel is not None and pixel.element_end < size:
+        fp.seek(pixel.element_end)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                trailer = read_dataset(
+                    fp, implicit, True, size - pixel.element_end, defer_size=DEFER_SIZE
+                )
         except RecursionError:
             raise InvalidInstance("data set nested too deeply") from None
-        except InvalidInstance:
-            raise
-        except Exception as exc:  # pydicom raises many types for malformed input
-            raise InvalidInstance(f"cannot parse DICOM header: {type(exc).__name__}") from None
-        meta = ds.file_meta
-        ts = str(meta.get("TransferSyntaxUID", "") or "")
-        if not ts:
-            raise InvalidInstance("File Meta Information has no TransferSyntaxUID")
-        implicit = ts == "1.2.840.10008.1.2"
-        dataset_offset = _dataset_offset(fp)
-        pixel = _locate_pixels(fp, header_end, size, implicit)
-        if pixel is not None and pixel.element_end < size:
-            fp.seek(pixel.element_end)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    trailer = read_dataset(
-                        fp, implicit, True, size - pixel.element_end, defer_size=DEFER_SIZE
-                    )
-            except RecursionError:
-                raise InvalidInstance("data set nested too deeply") from None
-            except Exception as exc:
-                raise InvalidInstance(
-                    f"cannot parse elements after pixel data: {type(exc).__name__}"
-                ) from None
-            for elem in trailer.values():
-                ds[elem.tag] = elem
-    return ParsedFile(Path(path), meta, ds, ts, implicit, dataset_offset, pixel, size)
+        except Exception as exc:
+            raise InvalidInstance(
+                f"cannot parse elements after pixel data: {type(exc).__name__}"
+            ) from None
+        if fp.tell() > size:
+            raise InvalidInstance("an element after pixel data runs past the end of the file")
+        for elem in trailer.values():
+            ds[elem.tag] = elem
+    return ParsedFile(path, meta, ds, ts, implicit, dataset_offset, pixel, size)
 
 
-def _dataset_offset(fp: BinaryIO) -> int:
-    """Offset of the data set after the preamble and File Meta Information."""
-    fp.seek(128 + 4)
-    head = _read_exact(fp, 12, "the File Meta Information")
-    group, elem = struct.unpack("<HH", head[:4])
-    if (group, elem) != (0x0002, 0x0000):
-        # No group length: walk the meta elements (explicit VR little endian, PS3.10 §7.1).
-        pos = 132
-        while True:
-            fp.seek(pos)
-            h = fp.read(8)
-            if len(h) < 8 or struct.unpack("<H", h[:2])[0] != 0x0002:
-                return pos
-            if h[4:6] in _LONG_LENGTH_VRS:
-                (length,) = struct.unpack("<L", _read_exact(fp, 4, "the File Meta Information"))
-                pos += 12 + length
-            else:
-                pos += 8 + struct.unpack("<H", h[6:8])[0]
+def _dataset_offset(fp: BinaryIO, size: int) -> int:
+    """Offset of the data set after the preamble and File Meta Information.
 
-    group_length: int = struct.unpack("<L", head[8:12])[0]
-    return 132 + 12 + group_length
+    The meta elements are walked (explicit VR little endian, PS3.10 §7.1); a File Meta
+    Information Group Length that disagrees with them is refused, as is a meta group
+    running past the end of the file.
+    """
+    fp.seek(128)
+    if fp.read(4) != b"DICM":
+        raise InvalidInstance("not a DICOM file (no DICM prefix after the preamble)")
+    pos = 132
+    group_length: int | None = None
+    group_length_end = 0
+    while True:
+        fp.seek(pos)
+        h = fp.read(8)
+        if len(h) < 8 or struct.unpack("<H", h[:2])[0] != 0x0002:
+            break
+        if h[4:6] in _LONG_LENGTH_VRS:
+            (length,) = struct.unpack("<L", _read_exact(fp, 4, "the File Meta Information"))
+            end = pos + 12 + length
+        else:
+            length = struct.unpack("<H", h[6:8])[0]
+            end = pos + 8 + length
+        if end > size:
+            raise InvalidInstance("the File Meta Information runs past the end of the file")
+        if h[:4] == b"\x02\x00\x00\x00" and group_length is None and length == 4:
+            fp.seek(end - 4)
+            group_length = struct.unpack("<L", _read_exact(fp, 4, "the group length"))[0]
+            group_length_end = end
+        pos = end
+    if pos == 132:
+        raise InvalidInstance("the file has no File Meta Information")
+    if group_length is not None and group_length_end + group_length != pos:
+        raise InvalidInstance(
+            "File Meta Information Group Length disagrees with the meta elements"
+        )
+    return pos

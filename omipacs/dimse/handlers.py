@@ -83,4 +83,4 @@ def handle_store(event: Any, services: Services) -> Dataset:
     except Exception as exc:
         return from_exception(exc)
     log.info("C-STORE from %s: %s %s", calling, result.outcome.value, result.sop_instance_uid)
-    return status(DimseStatus.SUCCESS)
+    return status(result.outcome.dimse_status)

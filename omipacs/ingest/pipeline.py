@@ -26,6 +26,7 @@ from omipacs.blobs.base import BlobStore
 from omipacs.dicom import json as dicom_json
 from omipacs.dicom.frames import frame_table
 from omipacs.dicom.parse import ParsedFile, parse_file
+from omipacs.dicom.uids import is_valid_uid
 from omipacs.errors import DuplicateInstance, OmipacsError, OutOfResources, Quarantined
 from omipacs.index import repository
 from omipacs.index.extract import extract
@@ -121,6 +122,14 @@ class IngestPipeline:
     def _ingest(self, path: Path, origin: IngestOrigin, made: list[Path]) -> IngestResult:
         zero_preamble(path)
         parsed = parse_file(path)
+        try:
+            return self._checked(path, parsed, origin, made)
+        except OmipacsError as exc:
+            raise exc.about(*_identity(parsed)) from exc.__cause__
+
+    def _checked(
+        self, path: Path, parsed: ParsedFile, origin: IngestOrigin, made: list[Path]
+    ) -> IngestResult:
         validate(parsed, origin, self.max_instance_bytes)
         if origin.deidentify and self.cleaner is not None:
             cleaned = self.cleaner.apply(parsed.dataset, parsed.file_meta, site=origin.ae_title)
@@ -138,6 +147,7 @@ class IngestPipeline:
                     parsed.file_size,
                     "",
                     cleaned.quarantine_reason,
+                    received_sop_instance_uid=_identity(parsed)[1],
                 )
             clean_path = self.spool.new_path()
             made.append(clean_path)
@@ -295,6 +305,17 @@ def _start_flush(path: Path) -> threading.Thread:
     thread = threading.Thread(target=_flush, args=(path,), name="presync", daemon=True)
     thread.start()
     return thread
+
+
+def _identity(parsed: ParsedFile) -> tuple[str, str]:
+    """The instance's (SOP class, SOP instance) UIDs as received, if both are valid."""
+    ds = parsed.dataset
+    try:
+        cls = str(ds.get("SOPClassUID", "") or "")
+        uid = str(ds.get("SOPInstanceUID", "") or "")
+    except Exception:  # a malformed value: the error itself says what is wrong
+        return "", ""
+    return (cls, uid) if is_valid_uid(cls) and is_valid_uid(uid) else ("", "")
 
 
 def reject_reason(exc: BaseException) -> str:

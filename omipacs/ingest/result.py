@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from omipacs.errors import DimseStatus
+
 
 class IngestOutcome(StrEnum):
     """What happened to an instance that was not rejected."""
@@ -15,6 +17,24 @@ class IngestOutcome(StrEnum):
     """Identical to a stored instance; nothing written (idempotent retries)."""
     QUARANTINED = "quarantined"
     """Held back: it could not be made safe to publish."""
+
+    @property
+    def dimse_status(self) -> DimseStatus:
+        """The status every door reports for this outcome (C-STORE status; for STOW-RS
+        the instance is listed in ReferencedSOPSequence, without WarningReason).
+
+        All three are success: the archive has the bytes and the sender must not send
+        them again. A quarantined instance is held durably until an operator releases
+        or purges it, so it is received, just not yet published (no RetrieveURL).
+        """
+        return _OUTCOME_STATUS[self]
+
+
+_OUTCOME_STATUS = {
+    IngestOutcome.STORED: DimseStatus.SUCCESS,
+    IngestOutcome.ALREADY_STORED: DimseStatus.SUCCESS,
+    IngestOutcome.QUARANTINED: DimseStatus.SUCCESS,
+}
 
 
 @dataclass(frozen=True)
@@ -30,3 +50,6 @@ class IngestResult:
     sha256: str
     reason: str = ""
     """Why an instance was quarantined."""
+    received_sop_instance_uid: str = ""
+    """A quarantined instance's SOP Instance UID as the sender sent it (it has no stored
+    UID yet), so the sender's STOW-RS response can name it; never logged."""

@@ -6,8 +6,11 @@ costs one copy buffer of memory. Limits are enforced before reading (Content-Len
 and while reading (parts, part size, headers).
 
 Response codes (PS3.18 Table 10.5.3-1, robustness.md T4): 200 all stored, 202 some
-failed, 409 none stored, 400 malformed request, 413 too large, 415 wrong media type,
-204 for an empty multipart body.
+stored and some failed (even when the body breaks after a part was stored), 409 none
+stored, 507 none stored for lack of space, 400 malformed request before any part was
+stored, 413 too large, 415 wrong media type, 204 for an empty multipart body. Each
+failure's FailureReason and UIDs come from the pipeline's error (omipacs/errors.py), so
+a part is parsed once.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from flask import Blueprint, Response, request
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from omipacs.dicom.peek import peek_identity
 from omipacs.errors import (
-    DimseStatus,
     Forbidden,
+    InvalidInstance,
     OmipacsError,
+    OutOfResources,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
@@ -59,9 +62,34 @@ def _check_request() -> str:
 
 def _ref(sop_class: str, sop_uid: str) -> Dataset:
     item = Dataset()
-    item.ReferencedSOPClassUID = sop_class
-    item.ReferencedSOPInstanceUID = sop_uid
+    if sop_class:
+        item.ReferencedSOPClassUID = sop_class
+    if sop_uid:
+        item.ReferencedSOPInstanceUID = sop_uid
     return item
+
+
+def _failure(exc: OmipacsError) -> Dataset:
+    """A FailedSOPSequence item: the instance the error names, and its FailureReason."""
+    item = _ref(exc.sop_class_uid, exc.sop_instance_uid)
+    item.FailureReason = int(exc.dimse_status)
+    return item
+
+
+def _status(stored: int, failures: list[OmipacsError]) -> int:
+    """The response code of PS3.18 Table 10.5.3-1 for what happened to the parts.
+
+    Anything stored with anything failed is 202, whatever the failures were (a framing
+    error after some parts were stored included). With nothing stored: 507 if storage
+    ran out, else 409 (the failures are per instance, listed in the body).
+    """
+    if not failures:
+        return 200
+    if stored:
+        return 202
+    if any(isinstance(f, OutOfResources) for f in failures):
+        return OutOfResources.http_status
+    return 409
 
 
 def _store(study: str | None) -> Response:
@@ -79,8 +107,7 @@ def _store(study: str | None) -> Response:
         expected_study_uid=study,
     )
     stored: list[Dataset] = []
-    failed: list[Dataset] = []
-    conflict = False
+    failures: list[OmipacsError] = []
     parts = iter_parts(
         request.stream,
         boundary,
@@ -89,33 +116,33 @@ def _store(study: str | None) -> Response:
         max_part_bytes=svc.settings.storage.max_instance_bytes,
         max_total_bytes=http.max_request_bytes,
     )
-    for part in parts:
-        sop_class, sop_uid, _ = peek_identity(part.path)
-        ctype = part.content_type
-        if ctype is not None and ctype.essence != "application/dicom":
-            part.discard()
-            item = _ref(sop_class, sop_uid)
-            item.FailureReason = int(DimseStatus.CANNOT_UNDERSTAND)
-            failed.append(item)
-            continue
+    while True:
         try:
+            part = next(parts)
+        except StopIteration:
+            break
+        except OmipacsError as exc:
+            if not stored:
+                raise
+            # The body broke after earlier parts were handled: they stand (PS3.18 202).
+            failures.append(exc)
+            break
+        try:
+            ctype = part.content_type
+            if ctype is not None and ctype.essence != "application/dicom":
+                part.discard()
+                raise InvalidInstance("part is not application/dicom")
             result = svc.pipeline.ingest_spooled(part.path, origin)
         except OmipacsError as exc:
-            item = _ref(sop_class, sop_uid)
-            item.FailureReason = int(exc.dimse_status)
-            failed.append(item)
-            conflict = conflict or exc.http_status == 409
+            failures.append(exc)
             continue
         except Exception:
             log.exception("unexpected error storing a STOW-RS part")
-            item = _ref(sop_class, sop_uid)
-            item.FailureReason = int(DimseStatus.PROCESSING_FAILURE)
-            failed.append(item)
+            failures.append(OmipacsError("processing failure"))
             continue
         if result.outcome is IngestOutcome.QUARANTINED:
-            item = _ref(result.sop_class_uid, sop_uid)
-            item.WarningReason = 0xB000  # coercion of data elements: held for review
-            stored.append(item)
+            # Received and held for review: not retrievable yet, so no RetrieveURL.
+            stored.append(_ref(result.sop_class_uid, result.received_sop_instance_uid))
             continue
         item = _ref(result.sop_class_uid, result.sop_instance_uid)
         item.RetrieveURL = (
@@ -123,22 +150,18 @@ def _store(study: str | None) -> Response:
             f"{result.series_instance_uid}/instances/{result.sop_instance_uid}"
         )
         stored.append(item)
-    if not stored and not failed:
+    if not stored and not failures:
         return Response(status=204)
     doc = Dataset()
     if study is not None:
         doc.RetrieveURL = f"{base}/studies/{study}"
     doc.ReferencedSOPSequence = Sequence(stored)
-    if failed:
-        doc.FailedSOPSequence = Sequence(failed)
-    if not failed:
-        status = 200
-    elif stored:
-        status = 202
-    else:
-        status = 409
+    if failures:
+        doc.FailedSOPSequence = Sequence(_failure(f) for f in failures)
     body: dict[str, Any] = doc.to_json_dict()
-    return Response(json.dumps(body), status=status, content_type=DICOM_JSON)
+    return Response(
+        json.dumps(body), status=_status(len(stored), failures), content_type=DICOM_JSON
+    )
 
 
 @bp.post("/studies")

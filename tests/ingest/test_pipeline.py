@@ -256,7 +256,7 @@ def test_disk_full_is_out_of_resources_and_nothing_is_left(
             services.pipeline.ingest_file(path, ORIGIN)
     finally:
         services.pipeline.blobs.put_file = original  # type: ignore[method-assign]
-    assert info.value.dimse_status == 0xA700 and info.value.http_status == 503
+    assert info.value.dimse_status == 0xA700 and info.value.http_status == 507
     assert from_exception(info.value).Status == 0xA700
     assert _count(services, Instance) == 0
     assert not list(services.spool.dir.iterdir())
