@@ -287,6 +287,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         OriginKind(entry.origin),
         ae_title=entry.source_ae_title,
         deidentify=entry.deidentify,
+        patient_id_is_nhs_number=entry.patient_id_is_nhs_number,
         pixels_reviewed=True,
     )
     try:

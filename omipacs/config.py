@@ -57,6 +57,10 @@ class Peer:
     deidentify: bool = True
     """True for screening sites (identifiable data); False for tools that send objects
     made against the archive's own pseudonymous UIDs (a viewer saving an SR)."""
+    patient_id_is_nhs_number: bool = False
+    """The site puts the NHS number in Patient ID with no Issuer of Patient ID saying so.
+    Without this, only identifiers whose issuer or type names the NHS are read as NHS
+    numbers: a bare 10-digit local number passes the check digit one time in eleven."""
 
 
 @dataclass(frozen=True)

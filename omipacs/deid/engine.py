@@ -344,15 +344,19 @@ class Deidentifier:
         keys = load_keys(settings.deid, environ)
         return cls(keys, IdentityMap(identity_path(settings)))
 
-    def client_for(self, header: Dataset, *, site: str = "") -> ClientPseudonym:
+    def client_for(
+        self, header: Dataset, *, site: str = "", patient_id_is_nhs_number: bool = False
+    ) -> ClientPseudonym:
         """The client pseudonym :meth:`apply` would give ``header``.
 
         Without a valid NHS number the local identifier is namespaced by ``site`` and the
         Issuer of Patient ID, so equal local IDs from two hospitals never merge. An empty
         Patient ID falls back to the Study (then SOP) Instance UID: one unlinked client per
         study rather than every anonymous patient of a site in one client.
+        ``patient_id_is_nhs_number`` is the sending site's setting that its Patient ID
+        is the NHS number (:func:`omipacs.deid.nhs.find_nhs_number`).
         """
-        nhs_number = find_nhs_number(header)
+        nhs_number = find_nhs_number(header, patient_id_is_nhs_number=patient_id_is_nhs_number)
         issuer = f"{site}|{_text(header, 'IssuerOfPatientID')}"
         local_id = _text(header, "PatientID")
         if not local_id:
@@ -361,7 +365,12 @@ class Deidentifier:
         return client_pseudonym(self.keys, nhs_number, issuer, local_id)
 
     def apply(
-        self, header: Dataset, file_meta: FileMetaDataset | None = None, *, site: str = ""
+        self,
+        header: Dataset,
+        file_meta: FileMetaDataset | None = None,
+        *,
+        site: str = "",
+        patient_id_is_nhs_number: bool = False,
     ) -> DeidResult:
         """De-identify one header.
 
@@ -375,6 +384,8 @@ class Deidentifier:
         site
             The sending site (e.g. the calling AE title); recorded in the identity map
             and used to namespace local patient IDs.
+        patient_id_is_nhs_number
+            The site puts the NHS number in Patient ID without an issuer saying so.
 
         Raises
         ------
@@ -385,13 +396,15 @@ class Deidentifier:
         if file_meta is None:
             file_meta = getattr(header, "file_meta", None)
         try:
-            return self._apply(header, file_meta, site)
+            return self._apply(header, file_meta, site, patient_id_is_nhs_number)
         except RecursionError:
             raise InvalidInstance("sequences nested too deeply to decode") from None
 
-    def _apply(self, header: Dataset, meta: FileMetaDataset | None, site: str) -> DeidResult:
+    def _apply(
+        self, header: Dataset, meta: FileMetaDataset | None, site: str, nhs_in_id: bool
+    ) -> DeidResult:
         reason = quarantine_reason(header)
-        client = self.client_for(header, site=site)
+        client = self.client_for(header, site=site, patient_id_is_nhs_number=nhs_in_id)
         offset = date_offset_days(self.keys, client.client_id)
         keeps_age = Option.RETAIN_PATIENT_CHARACTERISTICS in self.profile.options
         age = _patient_age(header) if keeps_age else None

@@ -6,10 +6,14 @@ is what links her records in the archive (after keyed hashing; see
 over the first nine with weights 10 down to 2: ``11 - (sum % 11)``, where 11 becomes 0
 and 10 means the number is invalid (NHS Data Dictionary, "NHS Number").
 
-Linking two women by mistake is worse than failing to link one, so
-:func:`find_nhs_number` only accepts a number that is either issued explicitly by the
-NHS (Issuer of Patient ID or its qualifiers) or stands in an identifier with no issuer
-at all, and it gives up when two different valid numbers are found.
+Linking two women by mistake is worse than failing to link one, and about one random
+10-digit number in eleven passes the check, so a hospital's bare 10-digit local number
+would often "be" someone else's NHS number. :func:`find_nhs_number` therefore reads a
+number only from an identifier that *says* it is an NHS number: an Issuer of Patient ID
+naming the NHS, issuer qualifiers carrying the NHS number's OID or an identifier type
+naming it, or a sending site configured to put the NHS number in Patient ID
+(``[[dimse.peers]] patient_id_is_nhs_number``). It gives up when two different valid
+numbers are found.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ NHS_NUMBER_OID: Final = "2.16.840.1.113883.2.1.4.1"
 """HL7 OID of the NHS number in England and Wales, used as a Universal Entity ID."""
 
 _NHS_ISSUERS: Final = frozenset({"NHS", "NHSN", "NHSNO", "NHSNUMBER", "NHSNBR", NHS_NUMBER_OID})
+_NHS_TYPES: Final = frozenset({"NH", "NHS", "NHSN", "NHSNO", "NHSNUMBER"})
+"""Identifier Type Codes (HL7 Table 0203 ``NH``, national health number) that name it."""
 _SEPARATORS: Final = re.compile(r"[\s\-]")
 _WEIGHTS: Final = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 
@@ -82,57 +88,48 @@ def _issuer(ds: Dataset) -> tuple[str, bool]:
     try:
         qualifiers = ds.get("IssuerOfPatientIDQualifiersSequence") or []
         for item in qualifiers:
-            if _is_nhs_issuer(_text(item, "UniversalEntityID")):
+            kind = re.sub(r"[\s_\-.]", "", _text(item, "IdentifierTypeCode").upper())
+            if _is_nhs_issuer(_text(item, "UniversalEntityID")) or kind in _NHS_TYPES:
                 return issuer or NHS_NUMBER_OID, True
     except Exception:  # noqa: BLE001 - malformed qualifiers are ignored
         logger.debug("unreadable IssuerOfPatientIDQualifiersSequence")
     return issuer, False
 
 
-def _candidates(ds: Dataset) -> Iterator[tuple[str, bool]]:
-    """(value, explicitly NHS-issued) for every patient identifier in ``ds``."""
-    issuer, nhs = _issuer(ds)
+def _candidates(ds: Dataset, patient_id_is_nhs_number: bool) -> Iterator[str]:
+    """Every patient identifier in ``ds`` that says it is an NHS number."""
+    _, nhs = _issuer(ds)
     patient_id = _text(ds, "PatientID")
-    if patient_id and (nhs or not issuer):
-        yield patient_id, nhs
+    if patient_id and (nhs or patient_id_is_nhs_number):
+        yield patient_id
     try:
         others = ds.get("OtherPatientIDsSequence") or []
         for item in others:
-            item_issuer, item_nhs = _issuer(item)
+            _, item_nhs = _issuer(item)
             value = _text(item, "PatientID")
-            if value and (item_nhs or not item_issuer):
-                yield value, item_nhs
+            if value and item_nhs:
+                yield value
     except Exception:  # noqa: BLE001 - a broken sequence is not a source
         logger.debug("unreadable OtherPatientIDsSequence")
-    try:
-        retired = ds.get("OtherPatientIDs")
-    except Exception:  # noqa: BLE001
-        retired = None
-    if retired:
-        values = [retired] if isinstance(retired, str) else list(retired)
-        for value in values:
-            yield str(value).strip(), False
 
 
-def find_nhs_number(ds: Dataset) -> str | None:
+def find_nhs_number(ds: Dataset, *, patient_id_is_nhs_number: bool = False) -> str | None:
     """The patient's NHS number from ``ds``, normalised to 10 digits, or ``None``.
 
     Looks in Patient ID (0010,0020) with Issuer of Patient ID (0010,0021) or its
-    qualifiers, the Other Patient IDs Sequence (0010,1002) items and the retired Other
-    Patient IDs (0010,1000). A valid number whose issuer is explicitly the NHS wins; a
-    valid number with no issuer at all is accepted next (UK sites commonly send the NHS
-    number as a bare Patient ID). A Patient ID with some other issuer is a local hospital
-    number and is never read as an NHS number, even if its check digit happens to pass.
-    If the accepted candidates disagree, ``None`` is returned and the client is unlinked.
+    qualifiers (Universal Entity ID, Identifier Type Code), and in the Other Patient IDs
+    Sequence (0010,1002) items with theirs. A number counts only when its identifier
+    names the NHS, or, for Patient ID, when ``patient_id_is_nhs_number`` says the
+    sending site puts the NHS number there. A bare valid 10-digit number is a local
+    hospital number as far as the archive knows, and so is the retired Other Patient
+    IDs (0010,1000), which has no issuer. If the accepted numbers disagree, ``None`` is
+    returned and the client is unlinked.
     """
-    explicit: set[str] = set()
-    implicit: set[str] = set()
-    for value, nhs in _candidates(ds):
+    chosen: set[str] = set()
+    for value in _candidates(ds, patient_id_is_nhs_number):
         number = normalise_nhs_number(value)
-        if number is None:
-            continue
-        (explicit if nhs else implicit).add(number)
-    chosen = explicit or implicit
+        if number is not None:
+            chosen.add(number)
     if len(chosen) == 1:
         return next(iter(chosen))
     if len(chosen) > 1:

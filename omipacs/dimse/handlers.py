@@ -75,6 +75,7 @@ def handle_store(event: Any, services: Services) -> Dataset:
         ae_title=calling,
         host=host,
         deidentify=peer.deidentify,
+        patient_id_is_nhs_number=peer.patient_id_is_nhs_number,
         expected_sop_class_uid=str(req.AffectedSOPClassUID),
         expected_sop_instance_uid=str(req.AffectedSOPInstanceUID),
     )

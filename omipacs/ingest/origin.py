@@ -37,5 +37,9 @@ class IngestOrigin:
     """C-STORE AffectedSOPClassUID: the data set must agree."""
     expected_sop_instance_uid: str | None = None
     """C-STORE AffectedSOPInstanceUID: the data set must agree."""
+    patient_id_is_nhs_number: bool = False
+    """The sender puts the NHS number in Patient ID without an issuer that says so
+    (``[[dimse.peers]] patient_id_is_nhs_number``); otherwise a bare 10-digit Patient ID
+    is a local number, even when its check digit passes."""
     pixels_reviewed: bool = False
     """An operator released this instance from quarantine after checking its pixels."""

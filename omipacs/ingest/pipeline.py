@@ -56,7 +56,12 @@ class HeaderCleaner(Protocol):
     """The de-identification stage: cleans a header (never sees the pixel bytes)."""
 
     def apply(
-        self, header: Dataset, file_meta: FileMetaDataset, *, site: str = ""
+        self,
+        header: Dataset,
+        file_meta: FileMetaDataset,
+        *,
+        site: str = "",
+        patient_id_is_nhs_number: bool = False,
     ) -> CleanedHeader: ...
 
 
@@ -132,7 +137,12 @@ class IngestPipeline:
     ) -> IngestResult:
         validate(parsed, origin, self.max_instance_bytes)
         if origin.deidentify and self.cleaner is not None:
-            cleaned = self.cleaner.apply(parsed.dataset, parsed.file_meta, site=origin.ae_title)
+            cleaned = self.cleaner.apply(
+                parsed.dataset,
+                parsed.file_meta,
+                site=origin.ae_title,
+                patient_id_is_nhs_number=origin.patient_id_is_nhs_number,
+            )
             if cleaned.quarantine_reason and not origin.pixels_reviewed:
                 if self.quarantine is None:
                     raise Quarantined(cleaned.quarantine_reason)

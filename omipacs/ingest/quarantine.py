@@ -38,6 +38,7 @@ class QuarantineEntry:
     size: int
     held_at: float
     deidentify: bool
+    patient_id_is_nhs_number: bool = False
 
 
 class Quarantine:
@@ -58,6 +59,7 @@ class Quarantine:
             size=parsed.file_size,
             held_at=time.time(),
             deidentify=origin.deidentify,
+            patient_id_is_nhs_number=origin.patient_id_is_nhs_number,
         )
         dest = self.dir / f"{entry.id}.dcm"
         shutil.move(str(spooled), dest)

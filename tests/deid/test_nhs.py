@@ -63,7 +63,8 @@ def _other(patient_id: str, issuer: str | None) -> Dataset:
 @pytest.mark.parametrize(
     ("ds", "expected"),
     [
-        (_ds(PatientID="9434765919"), "9434765919"),
+        # a bare valid number is a local number: it never links (two women, one number)
+        (_ds(PatientID="9434765919"), None),
         (_ds(PatientID="943 476 5919", IssuerOfPatientID="NHS"), "9434765919"),
         (_ds(PatientID="9434765919", IssuerOfPatientID="NHS Number"), "9434765919"),
         (_ds(PatientID="9434765919", IssuerOfPatientID=NHS_NUMBER_OID), "9434765919"),
@@ -73,18 +74,33 @@ def _other(patient_id: str, issuer: str | None) -> Dataset:
              OtherPatientIDsSequence=Sequence([_other("9434765919", "NHS")])), "9434765919"),
         (_ds(PatientID="RSCH123", IssuerOfPatientID="RSCH",
              OtherPatientIDsSequence=Sequence([_other("9434765919", "PAS")])), None),
-        (_ds(PatientID="RSCH123", OtherPatientIDs=["X1", "943 476 5919"]), "9434765919"),
-        # an explicit NHS-issued number wins over a bare one
+        (_ds(PatientID="RSCH123", OtherPatientIDs=["X1", "943 476 5919"]), None),
+        (_ds(PatientID="RSCH123", IssuerOfPatientID="RSCH NHS Foundation Trust"), None),
+        # an explicit NHS-issued number is read; a bare one beside it is not
         (_ds(PatientID="4010232137",
              OtherPatientIDsSequence=Sequence([_other("9434765919", "NHS")])), "9434765919"),
-        # two bare valid numbers disagree: unlinked rather than guessed
-        (_ds(PatientID="4010232137", OtherPatientIDs="9434765919"), None),
+        # two explicit numbers disagree: unlinked rather than guessed
+        (_ds(PatientID="4010232137", IssuerOfPatientID="NHS",
+             OtherPatientIDsSequence=Sequence([_other("9434765919", "NHS")])), None),
         (_ds(PatientID="9434765918"), None),
         (_ds(), None),
     ],
 )
 def test_find_nhs_number(ds: Dataset, expected: str | None) -> None:
     assert find_nhs_number(ds) == expected
+
+
+def test_a_site_can_say_its_patient_id_is_the_nhs_number() -> None:
+    ds = _ds(PatientID="943 476 5919", IssuerOfPatientID="RSCH")
+    assert find_nhs_number(ds) is None
+    assert find_nhs_number(ds, patient_id_is_nhs_number=True) == "9434765919"
+
+
+def test_identifier_type_code_marks_an_nhs_number() -> None:
+    qualifier = Dataset()
+    qualifier.IdentifierTypeCode = "NH"
+    ds = _ds(PatientID="9434765919", IssuerOfPatientIDQualifiersSequence=Sequence([qualifier]))
+    assert find_nhs_number(ds) == "9434765919"
 
 
 def test_issuer_qualifiers_mark_an_nhs_number() -> None:
