@@ -14,6 +14,7 @@ import re
 import tomllib
 import types
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,10 +99,14 @@ class HttpSettings:
     but never with credentials (see :mod:`omipacs.web.cors`)."""
     public_url: str = ""
     """The URL clients use to reach the server (``https://pacs.example.org/archive``);
-    when set, absolute URLs in responses use it instead of the request's Host."""
-    trust_proxy_headers: bool = True
-    """Build absolute URLs from Forwarded / X-Forwarded-* (set false if clients can
-    reach the server without going through a proxy you control)."""
+    when set, absolute URLs in responses (BulkDataURI, RetrieveURL) are built from it and
+    request headers are ignored for them."""
+    trust_proxy_headers: bool = False
+    """Believe X-Forwarded-For/-Proto/-Host/-Port/-Prefix (only behind reverse proxies you
+    run, which every client must go through)."""
+    trusted_proxies: int = 1
+    """How many proxies in front of the archive append to X-Forwarded-*: only that many
+    right-most values are believed."""
     max_request_bytes: int = 8 * 1024**3
     max_parts: int = 1000
     stow_deidentify: bool = False
@@ -113,6 +118,44 @@ class HttpSettings:
 
     def __post_init__(self) -> None:
         _check_origins(self.cors_origins)
+        if self.trusted_proxies < 1:
+            raise ConfigurationError("http.trusted_proxies: at least 1")
+        if self.public_url:
+            _check_public_url(self.public_url)
+
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9._~\-]+$")
+
+
+def clean_url_path(path: str) -> bool:
+    """True for ``""`` or ``/a/b``: no empty, ``.`` or ``..`` segment, nothing escaped."""
+    if not path:
+        return True
+    if not path.startswith("/"):
+        return False
+    segments = path[1:].split("/")
+    return all(_SEGMENT.match(s) and s not in (".", "..") for s in segments)
+
+
+def _check_public_url(url: str) -> None:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = urllib.parse.urlsplit(""), False
+    if (
+        not port_ok
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+        or not clean_url_path(parts.path.rstrip("/"))
+    ):
+        raise ConfigurationError(
+            f"http.public_url: {url!r} is not a URL such as "
+            '"https://pacs.example.org/archive" (http or https, host, optional clean path)'
+        )
 
 
 _ORIGIN = re.compile(r"^https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")

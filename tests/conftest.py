@@ -134,6 +134,9 @@ max_pdu_size = {settings.dimse.max_pdu_size}
 host = "{settings.http.host}"
 port = {settings.http.port}
 cors_origins = [{", ".join(f'"{o}"' for o in settings.http.cors_origins)}]
+trust_proxy_headers = {str(settings.http.trust_proxy_headers).lower()}
+trusted_proxies = {settings.http.trusted_proxies}
+public_url = "{settings.http.public_url}"
 """
     if settings.deid.key_file:
         text += f'[deid]\nkey_file = "{settings.deid.key_file}"\n'

@@ -8,7 +8,7 @@ from flask import Flask, g
 
 from omipacs.retrieve.frames import HeaderCache
 from omipacs.services import Services
-from omipacs.web import api, capabilities, cors, qido, stow, wado
+from omipacs.web import api, capabilities, cors, proxy, qido, stow, wado
 from omipacs.web.errors import register_error_handlers
 
 
@@ -33,5 +33,6 @@ def create_app(services: Services) -> Flask:
             g.cohort_id = values.pop("cohort_id")
 
     cors.install(app, services.settings.http.cors_origins)
+    proxy.install(app, services.settings.http)
     register_error_handlers(app)
     return app

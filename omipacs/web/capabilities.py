@@ -13,6 +13,8 @@ from xml.sax.saxutils import escape
 
 from flask import Blueprint, Response, current_app, request
 
+from omipacs.web.context import dicomweb_base
+
 bp = Blueprint("capabilities", __name__)
 
 WADL = "application/vnd.sun.wadl+xml"
@@ -50,6 +52,6 @@ def wadl(base: str, prefix: str) -> str:
 @bp.route("/", methods=["OPTIONS"])
 def capabilities() -> Response:
     prefix = request.path.rstrip("/")
-    body = wadl(request.host_url.rstrip("/") + prefix, prefix)
+    body = wadl(dicomweb_base(), prefix)
     allow = "GET, POST, OPTIONS"
     return Response(body, content_type=WADL, headers={"Allow": allow})

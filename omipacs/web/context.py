@@ -29,9 +29,7 @@ def dicomweb_base() -> str:
     path = request.path
     cut = path.find(base_path)
     root = path[: cut + len(base_path)] if cut >= 0 else base_path
-    return base_url(
-        request, request.script_root + root, trust_proxy=svc.settings.http.trust_proxy_headers
-    )
+    return base_url(request, root, public_url=svc.settings.http.public_url)
 
 
 def cohort_id() -> int | None:

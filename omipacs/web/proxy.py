@@ -1,36 +1,104 @@
-"""The base URL clients used, behind a reverse proxy.
+"""The base URL clients used, and which forwarded headers to believe.
 
-BulkDataURIs, RetrieveURLs and STOW responses carry absolute URLs, so they must name
-the host, scheme and path prefix the client sees, not the archive's bind address. The
-RFC 7239 ``Forwarded`` header wins over ``X-Forwarded-Proto/Host/Prefix``.
+BulkDataURIs, RetrieveURLs and STOW responses carry absolute URLs, so they must name the
+scheme, host and path prefix the client sees, not the archive's bind address. Three ways,
+in order of preference:
+
+1. ``[http] public_url`` pins them (``https://pacs.example.org/archive``); request headers
+   are then never used to build a URL.
+2. ``[http] trust_proxy_headers = true`` behind reverse proxies you run: ``X-Forwarded-For,
+   -Proto, -Host, -Port, -Prefix`` are read by werkzeug's ``ProxyFix``, which believes only
+   the right-most ``[http] trusted_proxies`` values of each (the ones our own proxies
+   appended; anything further left came from the client). The result is checked: a scheme
+   other than http/https, a host with characters no host has, or a prefix that is not a
+   clean path (``/../evil``, ``//x``, ``%2e``) gives 400 instead of a URL pointing
+   elsewhere.
+3. Otherwise (the default) the request's own ``Host``, since a client reaching the archive
+   directly could set any forwarded header it liked.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from flask import Request
+from flask import Flask, Request, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-_PAIR = re.compile(r'\s*([A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)\s*')
-_HOST = re.compile(r"^[A-Za-z0-9.\-:\[\]]{1,255}$")
-_PREFIX = re.compile(r"^(/[A-Za-z0-9._~\-]+)*$")
+from omipacs.config import HttpSettings, clean_url_path
+from omipacs.errors import BadRequest
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+_HOST = re.compile(r"^([A-Za-z0-9.\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(:[0-9]{1,5})?$")
+_FORWARDED = (
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_X_FORWARDED_PREFIX",
+)
+_PROXIED = "omipacs.proxied"
+_PROBLEM = "omipacs.proxy_problem"
 
 
-def _forwarded(value: str) -> dict[str, str]:
-    first = value.split(",", 1)[0]
-    out: dict[str, str] = {}
-    for part in first.split(";"):
-        m = _PAIR.fullmatch(part)
-        if m:
-            out[m.group(1).lower()] = m.group(2).strip('"')
-    return out
+class TrustedProxies:
+    """WSGI middleware: ``ProxyFix`` for the last ``count`` proxies, then a sanity check.
+
+    A problem is left in the environ for the app to answer with its one error shape.
+    """
+
+    def __init__(self, app: WSGIApplication, count: int) -> None:
+        self._app = app
+        self._fix = ProxyFix(
+            self._checked, x_for=count, x_proto=count, x_host=count, x_port=count, x_prefix=count
+        )
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return self._fix(environ, start_response)
+
+    def _checked(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        original: dict[str, Any] = environ.get("werkzeug.proxy_fix.orig", {})
+        environ[_PROXIED] = any(name in environ for name in _FORWARDED)
+
+        def changed(key: str) -> bool:
+            return bool(environ.get(key, "") != original.get(key, ""))
+
+        problem = None
+        if changed("wsgi.url_scheme") and environ["wsgi.url_scheme"] not in ("http", "https"):
+            problem = "X-Forwarded-Proto must be http or https"
+        elif changed("HTTP_HOST") and not _HOST.match(environ.get("HTTP_HOST", "")):
+            problem = "X-Forwarded-Host / X-Forwarded-Port do not make a host name"
+        elif changed("SCRIPT_NAME"):
+            prefix = str(environ.get("SCRIPT_NAME", "")).rstrip("/")
+            if not clean_url_path(prefix):
+                problem = "X-Forwarded-Prefix must be a clean path such as /archive"
+            environ["SCRIPT_NAME"] = prefix
+        if problem:
+            environ[_PROBLEM] = problem
+        return self._app(environ, start_response)
+
+
+def install(app: Flask, http: HttpSettings) -> None:
+    """Believe forwarded headers in ``app`` as ``http`` says (not at all by default)."""
+    if not http.trust_proxy_headers:
+        return
+    app.wsgi_app = TrustedProxies(app.wsgi_app, http.trusted_proxies)  # type: ignore[method-assign]
+
+    @app.before_request
+    def _refuse_bad_forwarding() -> None:
+        problem = request.environ.get(_PROBLEM)
+        if problem:
+            raise BadRequest(str(problem))
 
 
 def _direct_host(request: Request) -> str:
     """The Host header, with the port we listen on added when a client left it out.
 
     Some clients (dicomweb-client among them) send ``Host`` without the port; URLs built
-    from it would then point at port 80. Only used when no proxy header is present.
+    from it would then point at port 80. Not used for proxied requests, whose host and
+    port are the proxy's.
     """
     host = request.host
     port = str(request.environ.get("SERVER_PORT", ""))
@@ -40,29 +108,12 @@ def _direct_host(request: Request) -> str:
     return host
 
 
-def base_url(request: Request, base_path: str, *, trust_proxy: bool, public_url: str = "") -> str:
-    """``scheme://host[/prefix]<base_path>`` as the client addressed us.
+def base_url(request: Request, path: str, *, public_url: str = "") -> str:
+    """``scheme://host[/prefix]<path>`` as the client addressed us.
 
     ``public_url`` (``[http] public_url``) pins scheme, host and prefix when set.
     """
     if public_url:
-        return public_url.rstrip("/") + base_path
-    proxied = trust_proxy and any(
-        h in request.headers for h in ("Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto")
-    )
-    scheme, host, prefix = request.scheme, request.host if proxied else _direct_host(request), ""
-    if trust_proxy:
-        fwd = _forwarded(request.headers.get("Forwarded", ""))
-        scheme = fwd.get("proto") or request.headers.get("X-Forwarded-Proto", scheme)
-        host = fwd.get("host") or request.headers.get("X-Forwarded-Host", host)
-        prefix = request.headers.get("X-Forwarded-Prefix", "")
-        scheme = scheme.split(",")[0].strip().lower()
-        host = host.split(",")[0].strip()
-        prefix = prefix.split(",")[0].strip().rstrip("/")
-        if scheme not in ("http", "https"):
-            scheme = request.scheme
-        if not _HOST.match(host):
-            host = request.host
-        if not _PREFIX.match(prefix):
-            prefix = ""
-    return f"{scheme}://{host}{prefix}{base_path}"
+        return public_url.rstrip("/") + path
+    host = request.host if request.environ.get(_PROXIED) else _direct_host(request)
+    return f"{request.scheme}://{host}{request.script_root}{path}"
