@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -28,6 +29,7 @@ from omipacs import config
 from omipacs.bootstrap import open_archive
 from omipacs.deid.keys import DeidKeys
 from omipacs.errors import ConfigurationError, OmipacsError
+from omipacs.filemodes import UMASK
 from omipacs.ingest.origin import IngestOrigin, OriginKind
 from omipacs.ingest.pipeline import reject_reason
 from omipacs.ingest.result import IngestOutcome
@@ -505,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``omipacs`` console script."""
     args = build_parser().parse_args(argv)
+    # Everything the archive writes is owner-only (omipacs.filemodes sets modes too).
+    os.umask(UMASK)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

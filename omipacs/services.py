@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from omipacs.blobs.base import BlobStore
 from omipacs.blobs.filesystem import FilesystemBlobStore
 from omipacs.config import Settings
+from omipacs.filemodes import private_dir
 from omipacs.index import db
 from omipacs.ingest.pipeline import HeaderCleaner, IngestPipeline, QuarantineSink
 from omipacs.ingest.spool import Spool
@@ -47,7 +48,8 @@ class Services:
     ) -> Services:
         """Open (and by default migrate) the index and the storage of ``settings``."""
         root = Path(settings.storage.root)
-        root.mkdir(parents=True, exist_ok=True)
+        if not root.exists():
+            private_dir(root)
         engine = db.make_engine(
             settings.database_url,
             echo=settings.database.echo,

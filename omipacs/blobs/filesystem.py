@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from omipacs.errors import OutOfResources
+from omipacs.filemodes import PRIVATE_FILE, private_dir
 
 _KEY_CHARS = frozenset("0123456789abcdef")
 
@@ -35,8 +36,7 @@ class FilesystemBlobStore:
     """Blob store on a local (or network-mounted POSIX) filesystem."""
 
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
-        self.root = Path(root) / "blobs"
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = private_dir(Path(root) / "blobs")
         self.fsync = fsync
 
     def _path(self, key: str) -> Path:
@@ -49,10 +49,15 @@ class FilesystemBlobStore:
         key = uuid.uuid4().hex
         dest = self._path(key)
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not dest.parent.is_dir():
+                private_dir(dest.parent)
+            # Owner-only whoever wrote the file and whatever the process umask.
             if self.fsync:
                 with open(src, "rb+") as f:
+                    os.fchmod(f.fileno(), PRIVATE_FILE)
                     os.fsync(f.fileno())
+            else:
+                os.chmod(src, PRIVATE_FILE)
             try:
                 os.replace(src, dest)
             except OSError as exc:
@@ -61,6 +66,7 @@ class FilesystemBlobStore:
                 # Different filesystem: copy to a temp name beside dest, then rename.
                 tmp = dest.with_suffix(".part")
                 shutil.copyfile(src, tmp)
+                os.chmod(tmp, PRIVATE_FILE)
                 if self.fsync:
                     with open(tmp, "rb+") as f:
                         os.fsync(f.fileno())

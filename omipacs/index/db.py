@@ -16,15 +16,20 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from omipacs.filemodes import private_dir, private_file
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     """Create the engine for ``url`` with the settings each backend needs."""
     if url.startswith("sqlite"):
-        db_path = url.split("///", 1)[-1]
+        db_path = url.split("///", 1)[-1].split("?", 1)[0]
         if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            if not Path(db_path).parent.exists():
+                private_dir(Path(db_path).parent)
+            # Owner-only; SQLite gives the -wal and -shm files the database's mode.
+            private_file(Path(db_path))
         engine = create_engine(
             url, echo=echo, connect_args={"timeout": 60, "check_same_thread": False}
         )

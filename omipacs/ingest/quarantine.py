@@ -23,6 +23,7 @@ from pathlib import Path
 
 from omipacs.dicom.parse import ParsedFile
 from omipacs.errors import NotFound
+from omipacs.filemodes import private_dir
 from omipacs.ingest.origin import IngestOrigin
 
 
@@ -45,8 +46,7 @@ class Quarantine:
     """The quarantine directory under the storage root."""
 
     def __init__(self, root: Path) -> None:
-        self.dir = Path(root) / "quarantine"
-        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.dir = private_dir(Path(root) / "quarantine")
 
     def hold(self, spooled: Path, parsed: ParsedFile, reason: str, origin: IngestOrigin) -> None:
         """Move ``spooled`` into quarantine with its reason (the pipeline's sink)."""

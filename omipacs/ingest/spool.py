@@ -14,6 +14,8 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO
 
+from omipacs.filemodes import open_private, private_dir
+
 CHUNK = 1 << 20
 
 
@@ -21,8 +23,7 @@ class Spool:
     """A directory of in-flight files owned by the archive."""
 
     def __init__(self, root: Path) -> None:
-        self.dir = Path(root) / "spool"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = private_dir(Path(root) / "spool")
 
     def new_path(self, suffix: str = ".dcm") -> Path:
         """A fresh, unused path in the spool."""
@@ -36,7 +37,7 @@ class Spool:
         """
         dest = self.new_path()
         done = 0
-        with open(dest, "wb") as out:
+        with open(open_private(dest), "wb") as out:
             while chunk := src.read(CHUNK):
                 if done < 128:
                     keep = max(0, 128 - done)
