@@ -62,6 +62,9 @@ class Peer:
     """The site puts the NHS number in Patient ID with no Issuer of Patient ID saying so.
     Without this, only identifiers whose issuer or type names the NHS are read as NHS
     numbers: a bare 10-digit local number passes the check digit one time in eleven."""
+    port: int = 0
+    """The peer's own storage SCP port: set it (and ``host``) to make the peer a C-MOVE
+    destination and an ``omipacs send`` target; 0 means the archive never calls it."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ class DimseSettings:
     allow_any_peer: bool = False
     """Development only: accept any calling AE. Refused on a non-loopback address."""
     peers: tuple[Peer, ...] = ()
+    max_find_results: int = 1000
+    """Most C-FIND matches returned; past it the answer ends with 0xA700 and a comment."""
 
 
 @dataclass(frozen=True)

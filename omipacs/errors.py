@@ -28,13 +28,23 @@ class DimseStatus(IntEnum):
     NOT_AUTHORIZED = 0x0124
     """The calling peer may not do this."""
     OUT_OF_RESOURCES = 0xA700
-    """Disk full or another resource exhausted."""
+    """Disk full or another resource exhausted; for C-FIND, more matches than the limit."""
+    SUB_OPERATIONS_REFUSED = 0xA702
+    """C-MOVE/C-GET: unable to perform the sub-operations (PS3.4 C.4.2.1.5)."""
+    MOVE_DESTINATION_UNKNOWN = 0xA801
+    """C-MOVE: the destination AE is not one the archive knows."""
     DATASET_DOES_NOT_MATCH = 0xA900
     """Required attributes missing or invalid, or declared sizes inconsistent."""
     CANNOT_UNDERSTAND = 0xC000
     """The bytes are not a readable DICOM data set."""
     TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
     """The transfer syntax is not one the archive accepts."""
+    SUB_OPERATIONS_WARNING = 0xB000
+    """C-MOVE/C-GET: some sub-operations failed (the failed UIDs are listed)."""
+    UNABLE_TO_PROCESS = 0xC000
+    """C-FIND/C-MOVE/C-GET: the request could not be processed."""
+    CANCEL = 0xFE00
+    """The peer cancelled the operation (C-CANCEL)."""
     PENDING = 0xFF00
     """More C-FIND matches follow."""
 
@@ -131,6 +141,13 @@ class InvalidQuery(OmipacsError):
     """A QIDO-RS parameter or C-FIND identifier cannot be honoured."""
 
     dimse_status = DimseStatus.DATASET_DOES_NOT_MATCH
+    http_status = 400
+
+
+class TooManyMatches(OmipacsError):
+    """A C-FIND matched more than the configured maximum; the first ones were sent."""
+
+    dimse_status = DimseStatus.OUT_OF_RESOURCES
     http_status = 400
 
 

@@ -111,6 +111,7 @@ def write_config(settings: Settings, path: Path) -> Path:
     peers = "\n".join(
         f'[[dimse.peers]]\nae_title = "{p.ae_title}"\n'
         + (f'host = "{p.host}"\n' if p.host else "")
+        + (f"port = {p.port}\n" if p.port else "")
         + f"deidentify = {'true' if p.deidentify else 'false'}\n"
         + f"patient_id_is_nhs_number = {'true' if p.patient_id_is_nhs_number else 'false'}\n"
         for p in settings.dimse.peers

@@ -18,7 +18,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from omipacs.config import Settings
 from omipacs.dicom.uids import ACCEPTED_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES
-from omipacs.dimse import guard, handlers
+from omipacs.dimse import guard, handlers, qr, stored
 from omipacs.errors import ConfigurationError
 from omipacs.services import Services
 
@@ -65,7 +65,13 @@ def build_ae(settings: Settings) -> AE:
     ae.require_called_aet = False
     ae.add_supported_context(Verification)
     for sop_class in STORAGE_SOP_CLASSES:
-        ae.add_supported_context(sop_class, list(ACCEPTED_TRANSFER_SYNTAXES))
+        # scu_role: a C-GET peer that offers a storage context with the SCP role gets
+        # its instances back over that context (PS3.7 D.3.3.4 role selection).
+        ae.add_supported_context(
+            sop_class, list(ACCEPTED_TRANSFER_SYNTAXES), scu_role=True, scp_role=True
+        )
+    for model in (*qr.FIND_MODELS, *qr.MOVE_MODELS, *qr.GET_MODELS):
+        ae.add_supported_context(model)
     return ae
 
 
@@ -74,6 +80,7 @@ def start(services: Services, *, block: bool = False) -> Any:
     settings = services.settings
     check_exposure(settings)
     guard.install()
+    stored.install()
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.LOG_HANDLER_LEVEL = "none"
     # pynetdicom spools C-STORE data sets with NamedTemporaryFile: put them in our spool,
@@ -84,6 +91,9 @@ def start(services: Services, *, block: bool = False) -> Any:
         (evt.EVT_REQUESTED, handlers.handle_requested, [settings.dimse]),
         (evt.EVT_C_ECHO, handlers.handle_echo),
         (evt.EVT_C_STORE, handlers.handle_store, [services]),
+        (evt.EVT_C_FIND, qr.handle_find, [services]),
+        (evt.EVT_C_MOVE, qr.handle_move, [services]),
+        (evt.EVT_C_GET, qr.handle_get, [services]),
     ]
     address = (settings.dimse.host, settings.dimse.port)
     log.info("DICOM SCP %s listening on %s:%d", settings.dimse.ae_title, *address)

@@ -1,7 +1,8 @@
 """The attributes QIDO-RS can match and return, and where the index keeps each one.
 
 Every entry names a DICOM attribute (keyword, tag, VR), the information-model level it
-belongs to (PS3.4 C.6.2 Study Root: patient attributes count as study attributes) and
+belongs to (PS3.4 C.6.1 Patient Root; every patient attribute is also usable at the
+levels below, which is how the Study Root model and QIDO-RS see them) and
 the index column that holds its value, or how it is computed from lower levels
 (ModalitiesInStudy, the Number of ... Related ... counts, PS3.4 C.6.1.1.2-C.6.1.1.4).
 Nothing is read from files: what is not in :mod:`omipacs.index.models` cannot be
@@ -32,12 +33,15 @@ from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
 from omipacs.index.models import Instance, Patient, Series, Study
 
-Level = Literal["study", "series", "instance"]
+Level = Literal["patient", "study", "series", "instance"]
+#: The levels QIDO-RS searches (PS3.18 has no patient resource).
 LEVELS: tuple[Level, ...] = ("study", "series", "instance")
+#: Every level of the information model; C-FIND's Patient Root starts at the patient.
+ALL_LEVELS: tuple[Level, ...] = ("patient", *LEVELS)
 
-_RANK: Mapping[str, int] = {"study": 0, "series": 1, "instance": 2}
+_RANK: Mapping[str, int] = {"patient": -1, "study": 0, "series": 1, "instance": 2}
 _TABLE_LEVEL: Mapping[str, Level] = {
-    "patient": "study",
+    "patient": "patient",
     "study": "study",
     "series": "series",
     "instance": "instance",
@@ -45,7 +49,7 @@ _TABLE_LEVEL: Mapping[str, Level] = {
 
 
 def rank(level: Level) -> int:
-    """Depth of a level: study 0, series 1, instance 2."""
+    """Depth of a level: patient -1, study 0, series 1, instance 2."""
     return _RANK[level]
 
 
@@ -141,18 +145,19 @@ _VIEW_MODIFIER = _a(
 
 #: Every attribute the index can match or return, study level first.
 ATTRIBUTES: tuple[Attribute, ...] = (
-    # Study level (with the Patient IE, PS3.4 C.6.2.1.1)
+    # Patient level (study attributes in the Study Root model, PS3.4 C.6.2.1.1)
     _a(
         "PatientName",
         "PN",
-        "study",
+        "patient",
         Patient.patient_name,
         search_column=Patient.patient_name_search,
     ),
-    _a("PatientID", "LO", "study", Patient.patient_id),
-    _a("IssuerOfPatientID", "LO", "study", Patient.issuer),
-    _a("PatientBirthDate", "DA", "study", Patient.birth_date),
-    _a("PatientSex", "CS", "study", Patient.sex),
+    _a("PatientID", "LO", "patient", Patient.patient_id),
+    _a("IssuerOfPatientID", "LO", "patient", Patient.issuer),
+    _a("PatientBirthDate", "DA", "patient", Patient.birth_date),
+    _a("PatientSex", "CS", "patient", Patient.sex),
+    # Study level
     _a("PatientAge", "AS", "study", Study.patient_age),
     _a("StudyInstanceUID", "UI", "study", Study.study_instance_uid, aggregate=False),
     _a("StudyDate", "DA", "study", Study.study_date),

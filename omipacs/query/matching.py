@@ -44,6 +44,7 @@ _FUZZY_SPLIT = re.compile(r"[\s^=]+")
 
 #: The models joined into a query at each level: the row and everything above it.
 OUTER: Mapping[Level, Mapping[str, Any]] = {
+    "patient": {"patient": Patient},
     "study": {"patient": Patient, "study": Study},
     "series": {"patient": Patient, "study": Study, "series": Series},
     "instance": {"patient": Patient, "study": Study, "series": Series, "instance": Instance},
@@ -60,23 +61,34 @@ class Subtree:
     anchor: Any
 
 
+_MODELS: Mapping[Level, Any] = {
+    "patient": Patient,
+    "study": Study,
+    "series": Series,
+    "instance": Instance,
+}
+_BELOW: tuple[Level, ...] = ("study", "series", "instance")
+
+
+def _parent_key(alias: Any, level: Level) -> Any:
+    """The column of a row at ``level`` naming its parent."""
+    return getattr(
+        alias, {"study": "patient_pk", "series": "study_pk", "instance": "series_pk"}[level]
+    )
+
+
 def subtree(anchor: Level, source: Level) -> Subtree:
     """The rows from one level below ``anchor`` down to ``source``, as fresh aliases."""
     if rank(source) <= rank(anchor):
         raise ValueError("the source of a subquery must be below its anchor")
-    if anchor == "study":
-        s = aliased(Series)
-        if source == "series":
-            return Subtree({"series": s}, s, s.study_pk == Study.pk, Study)
-        i = aliased(Instance)
-        return Subtree(
-            {"series": s, "instance": i},
-            join(i, s, i.series_pk == s.pk),
-            s.study_pk == Study.pk,
-            Study,
-        )
-    i = aliased(Instance)
-    return Subtree({"instance": i}, i, i.series_pk == Series.pk, Series)
+    levels = [lvl for lvl in _BELOW if rank(anchor) < rank(lvl) <= rank(source)]
+    tables: dict[str, Any] = {lvl: aliased(_MODELS[lvl]) for lvl in levels}
+    from_: Any = tables[levels[0]]
+    for parent, child in zip(levels, levels[1:], strict=False):
+        from_ = join(tables[child], from_, _parent_key(tables[child], child) == tables[parent].pk)
+    top = _MODELS[anchor]
+    link = _parent_key(tables[levels[0]], levels[0]) == top.pk
+    return Subtree(tables, from_, link, top)
 
 
 def column_in(column: Any, tables: Mapping[str, Any]) -> Any:

@@ -321,6 +321,20 @@ def _filter(name: str, path: tuple[Attribute, ...], value: str) -> Filter:
     return Filter(path, tuple(dict.fromkeys(terms)))
 
 
+def key_filter(name: str, path: tuple[Attribute, ...], value: str, level: Level) -> Filter:
+    """The matching key ``name`` (resolved to ``path``) with ``value``, at ``level``.
+
+    The one place a key's value becomes matching terms, for QIDO-RS parameters and
+    C-FIND identifiers alike (``value`` in the QIDO text form: ``\\`` between values).
+    """
+    if not path[0].usable_at(level):
+        raise InvalidQuery(
+            f"{name} is a {path[0].level}-level key: search /{path[0].level}"
+            f"{'' if path[0].level == 'series' else 's'} for it"
+        )
+    return _filter(name, path, value)
+
+
 def _resolve(name: str, *, what: str) -> tuple[Attribute, ...]:
     try:
         return resolve(name)
@@ -418,12 +432,7 @@ def parse_qido(
         if key in seen:
             raise InvalidQuery(f"{name} is given more than once")
         seen.add(key)
-        if not path[0].usable_at(level):
-            raise InvalidQuery(
-                f"{name} is a {path[0].level}-level key: search /{path[0].level}"
-                f"{'' if path[0].level == 'series' else 's'} for it"
-            )
-        filters.append(_filter(name, path, value))
+        filters.append(key_filter(name, path, value, level))
 
     limit, clamped = _limit(controls.get("limit"), default_limit, max_limit)
     offset = min(_count("offset", controls["offset"]), MAX_OFFSET) if "offset" in controls else 0

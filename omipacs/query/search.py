@@ -7,10 +7,10 @@ exist (the web layer then adds PS3.18 §8.3.4.4's ``Warning: 299``). The total i
 counted only on request, since a ``COUNT`` over a large index costs as much as the
 search itself.
 
-Ordering: studies newest first (StudyDate, StudyTime, then newest stored); series by
-SeriesNumber; instances by InstanceNumber; each within its parent's order when the
-search spans parents, and always ending with the primary key, so that two rows never
-tie and every row appears on exactly one page.
+Ordering: patients by Patient ID; studies newest first (StudyDate, StudyTime, then
+newest stored); series by SeriesNumber; instances by InstanceNumber; each within its
+parent's order when the search spans parents, and always ending with the primary key,
+so that two rows never tie and every row appears on exactly one page.
 
 Access control is the caller's ``restrict`` condition, ANDed into the same ``WHERE``
 as the matching keys, so no key (a UID list naming a foreign study, a wild card) can
@@ -33,6 +33,7 @@ from omipacs.query.params import QidoQuery
 from omipacs.query.results import element_json, sequence_json
 
 _TABLES = {
+    "patient": (Patient.__table__,),
     "study": (Study.__table__, Patient.__table__),
     "series": (Series.__table__, Study.__table__, Patient.__table__),
     "instance": (Instance.__table__, Series.__table__, Study.__table__, Patient.__table__),
@@ -70,6 +71,8 @@ class _Output:
 
 def _base(select_: Select[Any], level: Level) -> Select[Any]:
     """Join the row with its parents (each has exactly one)."""
+    if level == "patient":
+        return select_.select_from(Patient)
     if level == "study":
         return select_.select_from(Study).join(Patient, Study.patient_pk == Patient.pk)
     if level == "series":
@@ -92,6 +95,8 @@ def _order(query: QidoQuery, dialect: str) -> list[Any]:
     study = [Study.study_date.desc().nulls_last(), time.desc(), Study.pk.desc()]
     series = [Series.series_number.asc().nulls_last(), Series.pk.asc()]
     instance = [Instance.instance_number.asc().nulls_last(), Instance.pk.asc()]
+    if query.level == "patient":
+        return [Patient.patient_id.asc(), Patient.pk.asc()]
     if query.level == "study":
         return study
     spans_studies = query.study_uid is None and query.series_uid is None
@@ -176,6 +181,15 @@ def where(
 ) -> list[ColumnElement[bool]]:
     """Every condition of the search, access restriction included."""
     conds = matching.conditions(query, dialect=dialect)
+    if restrict is not None and query.level == "patient":
+        # The restriction is on studies: a patient is visible through a visible study.
+        restrict = (
+            select(literal(1))
+            .select_from(Study)
+            .where(Study.patient_pk == Patient.pk, restrict)
+            .correlate(Patient)
+            .exists()
+        )
     if restrict is not None:
         _check_restrict(restrict, query.level)
         conds.append(restrict)

@@ -7,6 +7,7 @@ can no longer become a clean HTTP error (style.md §11.9).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from omipacs.dicom.uids import is_valid_uid
 from omipacs.errors import NotFound
-from omipacs.index.models import Instance, InstanceMetadata, Series, Study
+from omipacs.index.models import Instance, InstanceMetadata, Patient, Series, Study
+from omipacs.query.params import QidoQuery
+from omipacs.query.search import where
 
 
 @dataclass(frozen=True)
@@ -46,53 +49,42 @@ def _check(uid: str | None) -> None:
         raise NotFound("no such resource")
 
 
-def locate(
-    session: Session,
-    study_uid: str,
-    series_uid: str | None = None,
-    sop_uid: str | None = None,
-    *,
-    restrict: ColumnElement[bool] | None = None,
-    with_frames: bool = True,
-) -> list[InstanceLocation]:
-    """Instances of a study, series or single instance, in series/instance order.
+_COLUMNS: tuple[Any, ...] = (
+    Instance.pk,
+    Study.study_instance_uid,
+    Series.series_instance_uid,
+    Instance.sop_instance_uid,
+    Instance.sop_class_uid,
+    Instance.transfer_syntax_uid,
+    Instance.blob_key,
+    Instance.size_bytes,
+    Instance.sha256,
+    Instance.number_of_frames,
+    InstanceMetadata.header_length,
+    InstanceMetadata.pixel,
+)
 
-    Raises NotFound when nothing matches (or nothing the caller may see: the two are
-    indistinguishable by design).
-    """
-    for uid in (study_uid, series_uid, sop_uid):
-        _check(uid)
-    columns: list[Any] = [
-        Instance.pk,
-        Study.study_instance_uid,
-        Series.series_instance_uid,
-        Instance.sop_instance_uid,
-        Instance.sop_class_uid,
-        Instance.transfer_syntax_uid,
-        Instance.blob_key,
-        Instance.size_bytes,
-        Instance.sha256,
-        Instance.number_of_frames,
-        InstanceMetadata.header_length,
-        InstanceMetadata.pixel,
-    ]
+
+def _locations(
+    session: Session, conds: Sequence[ColumnElement[bool]], *, with_frames: bool
+) -> list[InstanceLocation]:
+    """Instances meeting ``conds`` (on the instance and its parents), in series and
+    instance order."""
+    columns: list[Any] = list(_COLUMNS)
     if with_frames:
         columns.append(InstanceMetadata.frames)
     stmt = (
         select(*columns)
         .join(Series, Instance.series_pk == Series.pk)
         .join(Study, Series.study_pk == Study.pk)
+        .join(Patient, Study.patient_pk == Patient.pk)
         .join(InstanceMetadata, InstanceMetadata.instance_pk == Instance.pk)
-        .where(Study.study_instance_uid == study_uid)
-        .order_by(Series.series_number, Series.pk, Instance.instance_number, Instance.pk)
+        .where(*conds)
+        .order_by(
+            Study.pk, Series.series_number, Series.pk, Instance.instance_number, Instance.pk
+        )
     )
-    if series_uid is not None:
-        stmt = stmt.where(Series.series_instance_uid == series_uid)
-    if sop_uid is not None:
-        stmt = stmt.where(Instance.sop_instance_uid == sop_uid)
-    if restrict is not None:
-        stmt = stmt.where(restrict)
-    found = [
+    return [
         InstanceLocation(
             pk=row[0],
             study_uid=row[1],
@@ -110,6 +102,45 @@ def locate(
         )
         for row in session.execute(stmt)
     ]
+
+
+def locate(
+    session: Session,
+    study_uid: str,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+    *,
+    restrict: ColumnElement[bool] | None = None,
+    with_frames: bool = True,
+) -> list[InstanceLocation]:
+    """Instances of a study, series or single instance, in series/instance order.
+
+    Raises NotFound when nothing matches (or nothing the caller may see: the two are
+    indistinguishable by design).
+    """
+    for uid in (study_uid, series_uid, sop_uid):
+        _check(uid)
+    conds: list[ColumnElement[bool]] = [Study.study_instance_uid == study_uid]
+    if series_uid is not None:
+        conds.append(Series.series_instance_uid == series_uid)
+    if sop_uid is not None:
+        conds.append(Instance.sop_instance_uid == sop_uid)
+    if restrict is not None:
+        conds.append(restrict)
+    found = _locations(session, conds, with_frames=with_frames)
     if not found:
         raise NotFound("no such resource")
     return found
+
+
+def locate_matching(
+    session: Session, query: QidoQuery, *, restrict: ColumnElement[bool] | None = None
+) -> list[InstanceLocation]:
+    """The stored instances an instance-level query matches (C-MOVE and C-GET
+    identifiers, study lists to send), through the query service's own conditions, so
+    what is retrieved is exactly what a C-FIND or QIDO-RS search with the same keys
+    finds. An empty list when nothing matches."""
+    if query.level != "instance":
+        raise ValueError("locate_matching takes an instance-level query")
+    dialect = session.get_bind().dialect.name
+    return _locations(session, where(query, dialect=dialect, restrict=restrict), with_frames=False)

@@ -1,0 +1,71 @@
+"""C-STORE sub-operations that send stored files byte for byte.
+
+pynetdicom's C-MOVE and C-GET service classes take the instances to send as
+``Dataset`` objects yielded by the handler and pass each to
+``Association.send_c_store``; a ``Dataset`` would be re-encoded, and a 1.5 GB
+tomosynthesis object decoded into memory first. ``send_c_store`` itself can send a
+*file* without decoding it (``_config.STORE_SEND_CHUNKED_DATASET``: the data set bytes
+after the File Meta Information, a PDU at a time), which is what the archive wants: the
+peer gets exactly the bytes that were acknowledged.
+
+So a handler yields a :class:`StoredInstance`, a ``Dataset`` holding only the two UIDs
+pynetdicom reads (for its failed-instance list) and the instance's location, and
+:func:`install` wraps ``Association.send_c_store`` so that such a data set is sent as
+its stored file. This relies on two pynetdicom internals, which the byte-for-byte C-MOVE and C-GET
+tests in ``tests/dimse/test_qr.py`` check: the service classes call ``assoc.send_c_store(dataset,
+...)`` with the yielded object, and a path argument is streamed from the file when
+chunked sending is on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pynetdicom import _config
+from pynetdicom.association import Association
+
+from omipacs.blobs.base import BlobStore
+from omipacs.ingest.spool import Spool
+from omipacs.retrieve.files import local_file
+from omipacs.retrieve.locate import InstanceLocation
+
+
+class StoredInstance(Dataset):
+    """A stored instance as a handler yields it: UIDs in memory, bytes on disk."""
+
+    def __init__(self, blobs: BlobStore, spool: Spool, location: InstanceLocation) -> None:
+        super().__init__()
+        self.SOPClassUID = location.sop_class_uid
+        self.SOPInstanceUID = location.sop_uid
+        self._omipacs_source = (blobs, spool, location)
+
+    @property
+    def location(self) -> InstanceLocation:
+        """Where the instance's bytes are."""
+        location: InstanceLocation = self._omipacs_source[2]
+        return location
+
+
+_original_send_c_store = Association.send_c_store
+_installed = False
+
+
+def _send_c_store(self: Association, dataset: Any, *args: Any, **kwargs: Any) -> Dataset:
+    if isinstance(dataset, StoredInstance):
+        blobs, spool, location = dataset._omipacs_source
+        with local_file(blobs, spool, location.blob_key) as path:
+            status: Dataset = _original_send_c_store(self, path, *args, **kwargs)
+            return status
+    result: Dataset = _original_send_c_store(self, dataset, *args, **kwargs)
+    return result
+
+
+def install() -> None:
+    """Send stored files unchanged (idempotent)."""
+    global _installed
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    if _installed:
+        return
+    Association.send_c_store = _send_c_store  # type: ignore[method-assign]
+    _installed = True
