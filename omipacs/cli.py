@@ -501,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init-db", help="create or migrate the index")
     p.set_defaults(func=cmd_init_db)
+    from omipacs import cli_dimse
+
+    cli_dimse.register(sub)
     return parser
 
 

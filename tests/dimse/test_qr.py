@@ -9,8 +9,10 @@ with the stored ones.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 from sqlalchemy import insert, select
 
+from omipacs.clinical.models import Cohort, CohortMember
 from omipacs.config import Peer
 from omipacs.dicom.parse import parse_file
 from omipacs.index.models import Instance, Patient
@@ -417,3 +420,49 @@ def test_get_refuses_a_bad_identifier(qr: QR) -> None:
     finally:
         assoc.release()
     assert statuses[-1] == 0xA900
+
+
+# --- omipacs send -----------------------------------------------------------------------
+
+
+def _omipacs(qr: QR, *args: str) -> subprocess.CompletedProcess[str]:
+    return _run([sys.executable, "-m", "omipacs", "--config", str(qr.server.config), *args])
+
+
+@pytest.mark.postgres
+def test_send_studies_and_a_cohort(qr: QR, storescp: Path) -> None:
+    svc = Services.create(qr.server.settings, migrate=False)
+    try:
+        with svc.write_sessions() as s, s.begin():
+            cohort = Cohort(
+                name="left-views",
+                version=1,
+                definition={},
+                definition_sha256="0" * 64,
+                members_sha256="0" * 64,
+                client_count=2,
+                study_count=2,
+            )
+            s.add(cohort)
+            s.flush()
+            s.add_all(
+                CohortMember(cohort_pk=cohort.pk, client_id=f"C{n}", study_instance_uid=uid(n))
+                for n in ("1", "3")
+            )
+            cohort_id = cohort.pk
+    finally:
+        svc.close()
+    one = _omipacs(qr, "send", "--to", DEST, "--json", uid("4"))
+    assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout)["completed"] == 1
+    assert {label(u) for u in _received(storescp)} == {"4.1.1"}
+    many = _omipacs(qr, "send", "--to", DEST, "--cohort", str(cohort_id))
+    assert many.returncode == 0, many.stderr
+    got = _received(storescp)
+    assert {label(u) for u in got} == {"4.1.1", "1.1.1", "1.2.1", "1.3.1", "1.4.1", "3.1.1"}
+    for sop_uid, data in got.items():
+        assert data == qr.stored[sop_uid]
+    unknown = _omipacs(qr, "send", "--to", "NOWHERE", uid("4"))
+    assert unknown.returncode == 2 and "allow-list" in unknown.stderr
+    no_port = _omipacs(qr, "send", "--to", "NOPORT", uid("4"))
+    assert no_port.returncode == 2 and "host and port" in no_port.stderr
