@@ -62,6 +62,7 @@ from omipacs.deid.pseudonyms import (
     shift_date,
     shift_datetime,
     shift_time,
+    study_key,
 )
 from omipacs.errors import InvalidInstance
 
@@ -103,11 +104,31 @@ class DeidResult:
     """Why the instance must not be published (pixels may identify), or ``None``."""
     action_counts: Mapping[str, int] = field(default_factory=dict)
     """How many elements each operation touched, for logs (no values, no tags)."""
+    hold_reason: str | None = None
+    """Why the instance cannot be filed under a client safely (held, not stored), or
+    ``None``. Unlike ``quarantine_reason``, a pixel review does not lift it."""
+    pending: bool = False
+    """The hold waits for its study: filed as soon as an object of the study links it."""
+    study_keys: tuple[str, ...] = ()
+    """Keyed hashes naming the instance's study (site + Study UID, site + accession)."""
 
     @property
     def publishable(self) -> bool:
         """True when the instance may go into the research archive."""
-        return self.quarantine_reason is None
+        return self.quarantine_reason is None and self.hold_reason is None
+
+
+PENDING_LINK: Final = (
+    "no NHS number and its study is not yet filed: held until an object of the study "
+    "links it to a client"
+)
+STUDY_CONFLICT: Final = (
+    "its NHS number or study identifiers disagree with the client its study is filed "
+    "under: held for review (a study never gets two clients)"
+)
+NON_IMAGE_MODALITIES: Final = frozenset({"SR", "PR", "KO", "SEG", "REG", "RTSTRUCT", "DOC"})
+"""Objects made about images by other systems (CAD, viewers, RIS): they often carry only
+a local or RIS identifier, so without an NHS number they never define a study's client."""
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -371,6 +392,7 @@ class Deidentifier:
         *,
         site: str = "",
         patient_id_is_nhs_number: bool = False,
+        allow_unlinked: bool = False,
     ) -> DeidResult:
         """De-identify one header.
 
@@ -386,6 +408,9 @@ class Deidentifier:
             and used to namespace local patient IDs.
         patient_id_is_nhs_number
             The site puts the NHS number in Patient ID without an issuer saying so.
+        allow_unlinked
+            An operator releases a held object: a non-image without an NHS number may
+            define its study's client (normally it waits for the study's images).
 
         Raises
         ------
@@ -396,15 +421,78 @@ class Deidentifier:
         if file_meta is None:
             file_meta = getattr(header, "file_meta", None)
         try:
-            return self._apply(header, file_meta, site, patient_id_is_nhs_number)
+            return self._apply(
+                header, file_meta, site, patient_id_is_nhs_number, allow_unlinked
+            )
         except RecursionError:
             raise InvalidInstance("sequences nested too deeply to decode") from None
 
+    def study_keys(self, header: Dataset, site: str) -> tuple[str, ...]:
+        """Keyed hashes of (site, Study Instance UID) and (site, Accession Number)."""
+        keys = []
+        for kind, keyword in (("uid", "StudyInstanceUID"), ("accession", "AccessionNumber")):
+            value = _text(header, keyword)
+            if value:
+                keys.append(study_key(self.keys, site, kind, value))
+        return tuple(keys)
+
+    def resolve_client(
+        self, header: Dataset, own: ClientPseudonym, site: str, *, allow_unlinked: bool = False
+    ) -> tuple[ClientPseudonym, str | None, bool, tuple[str, ...]]:
+        """The client the instance is filed under, per study, and why it is held if it is.
+
+        Returns ``(client, hold_reason, pending, study_keys)``:
+
+        * a study already bound (site + Study Instance UID) keeps its client: an object
+          without an NHS number joins it, one whose NHS number names another client is
+          held as a conflict (a study never gets two clients or two date offsets);
+        * a new study is bound to the client of an object that carries an NHS number, or
+          of an image (whose identifiers come from the modality worklist);
+        * a non-image without an NHS number (a CAD SR, a presentation state, a KOS with
+          only a RIS number) of a study not yet bound joins the client its accession
+          number (same site) is bound to, and is otherwise held pending, to be filed as
+          soon as an object of its study arrives, rather than guessed.
+
+        Without an identity map every instance is resolved on its own.
+        """
+        keys = self.study_keys(header, site)
+        if self.identity is None or not keys:
+            return own, None, False, keys
+        uid = _text(header, "StudyInstanceUID")
+        uid_key = study_key(self.keys, site, "uid", uid) if uid else ""
+        acc_keys = [k for k in keys if k != uid_key]
+        known = self.identity.study_clients([uid_key]) if uid_key else set()
+        if not known:
+            modality = _text(header, "Modality").upper()
+            is_image = "Rows" in header and modality not in NON_IMAGE_MODALITIES
+            if not (own.linked or is_image):
+                known = self.identity.study_clients(acc_keys)
+                if not known and not allow_unlinked:
+                    return own, PENDING_LINK, True, keys
+        if len(known) > 1:
+            return own, STUDY_CONFLICT, False, keys
+        client = next(iter(known)) if known else own
+        if own.linked and client != own:
+            return own, STUDY_CONFLICT, False, keys
+        if uid_key and client not in self.identity.bind_study([uid_key], client):
+            return own, STUDY_CONFLICT, False, keys  # another object bound it meanwhile
+        for key in acc_keys:
+            self.identity.bind_study([key], client)  # the first client an accession names
+        return client, None, False, keys
+
     def _apply(
-        self, header: Dataset, meta: FileMetaDataset | None, site: str, nhs_in_id: bool
+        self,
+        header: Dataset,
+        meta: FileMetaDataset | None,
+        site: str,
+        nhs_in_id: bool,
+        allow_unlinked: bool,
     ) -> DeidResult:
         reason = quarantine_reason(header)
-        client = self.client_for(header, site=site, patient_id_is_nhs_number=nhs_in_id)
+        own = self.client_for(header, site=site, patient_id_is_nhs_number=nhs_in_id)
+        client, hold, pending, study_keys = self.resolve_client(
+            header, own, site, allow_unlinked=allow_unlinked
+        )
         offset = date_offset_days(self.keys, client.client_id)
         keeps_age = Option.RETAIN_PATIENT_CHARACTERISTICS in self.profile.options
         age = _patient_age(header) if keeps_age else None
@@ -418,14 +506,14 @@ class Deidentifier:
         self._mark(out, state.retained_private)
         new_meta = self._file_meta(meta, out, state)
         out.file_meta = new_meta
-        if self.identity is not None:
+        if self.identity is not None and hold is None:
             self.identity.record(client, site)
         counts = MappingProxyType(dict(state.counts))
         logger.debug(
-            "de-identified an instance of client %s (linked=%s, quarantine=%s): %s",
-            client.client_id, client.linked, reason is not None, dict(counts),
+            "de-identified an instance of client %s (linked=%s, quarantine=%s, held=%s): %s",
+            client.client_id, client.linked, reason is not None, hold is not None, dict(counts),
         )
-        return DeidResult(out, new_meta, client, reason, counts)
+        return DeidResult(out, new_meta, client, reason, counts, hold, pending, study_keys)
 
     def _mark(self, out: Dataset, retained_private: bool) -> None:
         """Set the PS3.15 E.1.1 item 6 attributes and Longitudinal Temporal Info."""

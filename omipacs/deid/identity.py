@@ -3,6 +3,10 @@
 The map lets an authorised person *at the archive* answer "which client is this woman?"
 (recompute the keyed hash of her NHS number with the archive's key, look it up) and lets
 operators see which sites a client came from and whether she is linked by NHS number.
+It also binds each study to one client: the keyed hashes of (site, Study Instance UID)
+and (site, Accession Number) map to the client the study was first filed under, so an
+object of that study without an NHS number (a CAD SR carrying only a RIS number) joins
+the same client and date offset (:meth:`IdentityMap.bind_study`).
 It holds no NHS numbers, names or local IDs, only the keyed hashes, and it is a separate
 SQLite file (``storage/identity.sqlite`` by default, mode 0600) that no served endpoint
 opens: the research index and everything exported from it know only the client ID.
@@ -19,6 +23,7 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -44,6 +49,13 @@ CREATE TABLE IF NOT EXISTS client_site (
     site       TEXT NOT NULL,
     first_seen TEXT NOT NULL,
     PRIMARY KEY (key_hash, site)
+);
+CREATE TABLE IF NOT EXISTS study_client (
+    study_key  TEXT PRIMARY KEY,
+    key_hash   TEXT NOT NULL,
+    client_id  TEXT NOT NULL,
+    linked     INTEGER NOT NULL,
+    first_seen TEXT NOT NULL
 );
 """
 
@@ -136,6 +148,51 @@ class IdentityMap:
             except sqlite3.Error as exc:
                 logger.error("identity map %s cannot be written: %s", self.path, exc)
                 raise OutOfResources("identity map cannot be written") from None
+
+    def study_clients(self, study_keys: Sequence[str]) -> set[ClientPseudonym]:
+        """The clients the studies named by ``study_keys`` are bound to (usually 0 or 1)."""
+        if not study_keys:
+            return set()
+        marks = ",".join("?" for _ in study_keys)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT client_id, linked, key_hash FROM study_client"
+                f" WHERE study_key IN ({marks})",
+                tuple(study_keys),
+            ).fetchall()
+        return {ClientPseudonym(r[0], bool(r[1]), r[2]) for r in rows}
+
+    def bind_study(
+        self, study_keys: Sequence[str], pseudonym: ClientPseudonym
+    ) -> set[ClientPseudonym]:
+        """Bind the study to ``pseudonym`` unless it is bound already; the clients it has.
+
+        Atomic: of two objects of a new study ingested at once, the first binds it and
+        the second is told the first one's client. A result with more than one client
+        (the Study UID bound to one, the accession to another) is a conflict the caller
+        must not guess through.
+        """
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        marks = ",".join("?" for _ in study_keys)
+        with self._lock:
+            try:
+                with self._conn:
+                    self._conn.executemany(
+                        "INSERT OR IGNORE INTO study_client"
+                        " (study_key, key_hash, client_id, linked, first_seen)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        [(k, pseudonym.key_hash, pseudonym.client_id, int(pseudonym.linked), now)
+                         for k in study_keys],
+                    )
+                    rows = self._conn.execute(
+                        "SELECT client_id, linked, key_hash FROM study_client"
+                        f" WHERE study_key IN ({marks})",
+                        tuple(study_keys),
+                    ).fetchall()
+            except sqlite3.Error as exc:
+                logger.error("identity map %s cannot be written: %s", self.path, exc)
+                raise OutOfResources("identity map cannot be written") from None
+        return {ClientPseudonym(r[0], bool(r[1]), r[2]) for r in rows}
 
     def lookup(self, key_hash: str) -> IdentityRecord | None:
         """The record for ``key_hash`` (see ``ClientPseudonym.key_hash``), or ``None``."""

@@ -85,6 +85,15 @@ def client_pseudonym(
     return ClientPseudonym(UNLINKED_PREFIX + _b32(digest, 12), False, digest.hex())
 
 
+def study_key(keys: DeidKeys, site: str, kind: str, value: str) -> str:
+    """The keyed hash naming a study in the identity map: ``kind`` is ``uid`` or ``accession``.
+
+    Namespaced by the sending site, so one site's accession numbers never bind another
+    site's studies.
+    """
+    return _mac(keys.client_key, "study", site, kind, value.strip(" \x00")).hex()
+
+
 def date_offset_days(keys: DeidKeys, client_id: str) -> int:
     """Days to add to every date of ``client_id``: between -4014 and -365 inclusive."""
     value = int.from_bytes(_mac(keys.date_key, client_id)[:8], "big")

@@ -41,5 +41,8 @@ class IngestOrigin:
     """The sender puts the NHS number in Patient ID without an issuer that says so
     (``[[dimse.peers]] patient_id_is_nhs_number``); otherwise a bare 10-digit Patient ID
     is a local number, even when its check digit passes."""
+    allow_unlinked: bool = False
+    """An operator files a held object without an NHS number under its own unlinked
+    client, although its study has no client yet."""
     pixels_reviewed: bool = False
     """An operator released this instance from quarantine after checking its pixels."""

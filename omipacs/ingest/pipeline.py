@@ -31,6 +31,7 @@ from omipacs.errors import DuplicateInstance, OmipacsError, OutOfResources, Quar
 from omipacs.index import repository
 from omipacs.index.extract import extract
 from omipacs.ingest.origin import IngestOrigin
+from omipacs.ingest.quarantine import Refile
 from omipacs.ingest.result import IngestOutcome, IngestResult
 from omipacs.ingest.rewrite import rewrite
 from omipacs.ingest.spool import Spool, hash_file, hash_stream, zero_preamble
@@ -51,6 +52,15 @@ class CleanedHeader(Protocol):
     @property
     def quarantine_reason(self) -> str | None: ...
 
+    @property
+    def hold_reason(self) -> str | None: ...
+
+    @property
+    def pending(self) -> bool: ...
+
+    @property
+    def study_keys(self) -> tuple[str, ...]: ...
+
 
 class HeaderCleaner(Protocol):
     """The de-identification stage: cleans a header (never sees the pixel bytes)."""
@@ -62,15 +72,23 @@ class HeaderCleaner(Protocol):
         *,
         site: str = "",
         patient_id_is_nhs_number: bool = False,
+        allow_unlinked: bool = False,
     ) -> CleanedHeader: ...
 
 
 class QuarantineSink(Protocol):
-    """Where instances that cannot be made safe are held."""
+    """Where instances that cannot be made safe, or not yet filed, are held."""
 
     def hold(
-        self, spooled: Path, parsed: ParsedFile, reason: str, origin: IngestOrigin
+        self,
+        spooled: Path,
+        parsed: ParsedFile,
+        reason: str,
+        origin: IngestOrigin,
+        pending_keys: tuple[str, ...] = (),
     ) -> None: ...
+
+    def release_pending(self, study_keys: tuple[str, ...], refile: Refile) -> int: ...
 
 
 class InstanceIndexer(Protocol):
@@ -142,11 +160,17 @@ class IngestPipeline:
                 parsed.file_meta,
                 site=origin.ae_title,
                 patient_id_is_nhs_number=origin.patient_id_is_nhs_number,
+                allow_unlinked=origin.allow_unlinked,
             )
-            if cleaned.quarantine_reason and not origin.pixels_reviewed:
+            # A link hold is never lifted by a pixel review; a pixel hold is.
+            hold = cleaned.hold_reason
+            if hold is None and not origin.pixels_reviewed:
+                hold = cleaned.quarantine_reason
+            if hold:
                 if self.quarantine is None:
-                    raise Quarantined(cleaned.quarantine_reason)
-                self.quarantine.hold(path, parsed, cleaned.quarantine_reason, origin)
+                    raise Quarantined(hold)
+                pending = cleaned.study_keys if cleaned.pending else ()
+                self.quarantine.hold(path, parsed, hold, origin, pending)
                 made.remove(path)  # the quarantine owns it now
                 return IngestResult(
                     IngestOutcome.QUARANTINED,
@@ -156,15 +180,24 @@ class IngestPipeline:
                     "",
                     parsed.file_size,
                     "",
-                    cleaned.quarantine_reason,
+                    hold,
                     received_sop_instance_uid=_identity(parsed)[1],
                 )
             clean_path = self.spool.new_path()
             made.append(clean_path)
             rewrite(parsed, cleaned.file_meta, cleaned.dataset, clean_path)
             parsed = parse_file(clean_path)
-            path = clean_path
+            result = self._store(clean_path, parsed, origin, made)
+            if self.quarantine is not None and cleaned.study_keys:
+                # Objects of this study that waited for it to be filed can follow now.
+                self.quarantine.release_pending(cleaned.study_keys, self._refile)
+            return result
         return self._store(path, parsed, origin, made)
+
+    def _refile(self, held: Path, origin: IngestOrigin) -> IngestResult:
+        """Ingest a copy of a held file (the quarantine keeps its own until this succeeds)."""
+        with open(held, "rb") as src:
+            return self.ingest_stream(src, origin)
 
     def _store(
         self, path: Path, parsed: ParsedFile, origin: IngestOrigin, made: list[Path]

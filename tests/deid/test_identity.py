@@ -12,7 +12,7 @@ import pytest
 from omipacs.config import DeidSettings, Settings, StorageSettings
 from omipacs.deid.identity import IdentityMap, identity_path
 from omipacs.deid.keys import DeidKeys
-from omipacs.deid.pseudonyms import ClientPseudonym, client_pseudonym
+from omipacs.deid.pseudonyms import ClientPseudonym, client_pseudonym, study_key
 from omipacs.errors import OmipacsError
 
 KEYS = DeidKeys.from_secret(bytes(range(1, 33)))
@@ -83,3 +83,31 @@ def test_default_path_is_under_the_storage_root(tmp_path: Path) -> None:
     other = Settings(storage=StorageSettings(root=tmp_path),
                      deid=DeidSettings(identity_db=tmp_path / "x.sqlite"))
     assert identity_path(other) == tmp_path / "x.sqlite"
+
+
+def test_a_study_is_bound_to_its_first_client_only(tmp_path: Path) -> None:
+    first = client_pseudonym(KEYS, "9434765919", "", "")
+    second = client_pseudonym(KEYS, "4010232137", "", "")
+    study = study_key(KEYS, "SITE_A", "uid", "1.2.3")
+    with IdentityMap(tmp_path / "identity.sqlite") as identity:
+        assert identity.study_clients([study]) == set()
+        assert identity.bind_study([study], first) == {first}
+        assert identity.bind_study([study], second) == {first}
+        assert identity.study_clients([study]) == {first}
+    # Namespaced by site: the same UID from another site is another key.
+    assert study_key(KEYS, "SITE_B", "uid", "1.2.3") != study
+    assert study_key(KEYS, "SITE_A", "accession", "1.2.3") != study
+
+
+def test_concurrent_binds_agree(tmp_path: Path) -> None:
+    clients = [client_pseudonym(KEYS, None, "SITE_A|", f"H{n}") for n in range(8)]
+    study = study_key(KEYS, "SITE_A", "uid", "1.2.3.4")
+    results: list[set[ClientPseudonym]] = []
+    with IdentityMap(tmp_path / "identity.sqlite") as identity:
+        threads = [threading.Thread(target=lambda c=c: results.append(
+            identity.bind_study([study], c))) for c in clients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    assert len(results) == 8 and len({frozenset(r) for r in results}) == 1
