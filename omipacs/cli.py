@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -359,15 +360,17 @@ def cmd_clinical(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     """The brochure's tables from the live index: cases by outcome, 2D, 3D, marked."""
     from omipacs.clinical.stats import stats
+    from omipacs.index import db
 
     settings = _settings(args)
-    services = open_archive(settings, require_key=False)
+    # Read-only: counting never migrates, syncs or writes anything (stats() adds the
+    # instances stored since the last sync itself).
+    engine = db.make_engine(settings.database_url, read_only=True)
     try:
-        _sync(services)
-        with services.sessions() as session:
+        with db.make_sessionmaker(engine)() as session:
             tables = stats(session)
     finally:
-        services.close()
+        engine.dispose()
     if args.format == "json":
         print(json.dumps(tables.to_dict(), indent=2, default=str))
     elif args.format == "csv":
@@ -432,12 +435,31 @@ def cmd_init_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--config", default=default, help="path to config.toml (default ./config.toml)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="debug logging"
+    )
+
+
+class _Subcommand(argparse.ArgumentParser):
+    """A subcommand's parser: also takes the global options (``omipacs serve --config F``).
+
+    Their default is SUPPRESS, so a value given before the subcommand is kept.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _global_options(self, argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and documentation)."""
     parser = argparse.ArgumentParser(prog="omipacs", description=__doc__)
-    parser.add_argument("--config", help="path to config.toml (default ./config.toml)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    _global_options(parser, None)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Subcommand)
 
     p = sub.add_parser("serve", help="run the DICOM SCP and the DICOMweb server")
     p.add_argument("--no-http", action="store_true", help="DIMSE only")
@@ -521,7 +543,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    # Libraries' INFO lines (highdicom: one per SR content item) drown ours.
+    for name in ("pynetdicom", "highdicom"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except ConfigurationError as exc:

@@ -86,3 +86,79 @@ def test_serve_refuses_to_start_without_a_deidentification_key(
     )
     assert result.returncode == 2
     assert "no key is configured" in result.stderr
+
+
+def test_global_options_after_the_subcommand(settings: Settings, tmp_path: Path) -> None:
+    config = write_config(settings, tmp_path / "after.toml")
+    base = [sys.executable, "-m", "omipacs"]
+    after = subprocess.run(
+        [*base, "init-db", "--config", str(config)], capture_output=True, text=True, timeout=120
+    )
+    assert after.returncode == 0, after.stderr
+    assert str(settings.storage.root) in after.stderr
+    # Before the subcommand still works, and a value there is not lost.
+    before = subprocess.run(
+        [*base, "--config", str(config), "-v", "init-db"], capture_output=True, text=True,
+        timeout=120,
+    )
+    assert before.returncode == 0 and str(settings.storage.root) in before.stderr
+    proc = subprocess.Popen(
+        [*base, "serve", "--config", str(config), "--no-http"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:  # READY comes within the per-test timeout or the test fails
+            lines.append(line)
+            if line.strip() == "READY" or proc.poll() is not None:
+                break
+        assert "READY\n" in lines, "".join(lines)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_demo_is_quiet_and_stats_never_writes(settings: Settings, tmp_path: Path) -> None:
+    import hashlib
+
+    demo = run(settings, tmp_path, "demo", "--clients", "2")
+    assert demo.returncode == 0, demo.stderr
+    assert "highdicom" not in demo.stderr
+    assert len(demo.stderr.splitlines()) < 40, demo.stderr
+    root = settings.storage.root
+
+    def snapshot() -> dict[str, str]:
+        return {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in root.iterdir()
+            if p.name.startswith("index.sqlite") and p.stat().st_size
+        }
+
+    before = snapshot()
+    stats = run(settings, tmp_path, "stats", "--format", "json")
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout)
+    assert snapshot() == before
+
+
+def test_a_read_only_engine_refuses_writes(settings: Settings) -> None:
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from omipacs.errors import ConfigurationError
+    from omipacs.index import db
+    from omipacs.services import Services
+
+    with pytest.raises(ConfigurationError, match="no index"):
+        db.make_engine(settings.database_url, read_only=True)
+    Services.create(settings).close()
+    engine = db.make_engine(settings.database_url, read_only=True)
+    try:
+        with engine.connect() as conn, pytest.raises(OperationalError, match="readonly"):
+            conn.execute(text("DELETE FROM archive_setting"))
+    finally:
+        engine.dispose()

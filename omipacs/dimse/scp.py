@@ -8,9 +8,11 @@ the blob store.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from pynetdicom import AE, _config, evt
@@ -75,6 +77,29 @@ def build_ae(settings: Settings) -> AE:
     return ae
 
 
+def spool_c_store_data_sets(spool_dir: Path) -> None:
+    """Have pynetdicom write incoming C-STORE data sets into our spool.
+
+    pynetdicom 3.0 spools each data set with ``NamedTemporaryFile`` (module
+    ``pynetdicom.dimse_messages``) in the default temporary directory; given ``dir=`` the
+    file lands on the blob store's filesystem, so storing it is a rename. Only that name
+    in that module changes, not ``tempfile.tempdir`` for the whole process. If pynetdicom
+    stops using it this way, starting fails here (and tests/dimse/test_scp.py says so).
+    """
+    from pynetdicom import dimse_messages
+
+    current = getattr(dimse_messages, "NamedTemporaryFile", None)
+    original = current.func if isinstance(current, functools.partial) else current
+    if original is not tempfile.NamedTemporaryFile:
+        raise RuntimeError(
+            "pynetdicom.dimse_messages no longer uses tempfile.NamedTemporaryFile: "
+            "check how this pynetdicom spools C-STORE data sets"
+        )
+    dimse_messages.NamedTemporaryFile = functools.partial(  # type: ignore[attr-defined]
+        tempfile.NamedTemporaryFile, dir=str(spool_dir)
+    )
+
+
 def start(services: Services, *, block: bool = False) -> Any:
     """Start the SCP; returns the server (call ``shutdown()``) unless ``block``."""
     settings = services.settings
@@ -83,9 +108,7 @@ def start(services: Services, *, block: bool = False) -> Any:
     stored.install()
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.LOG_HANDLER_LEVEL = "none"
-    # pynetdicom spools C-STORE data sets with NamedTemporaryFile: put them in our spool,
-    # on the blob store's filesystem, so storing is a rename.
-    tempfile.tempdir = str(services.spool.dir)
+    spool_c_store_data_sets(services.spool.dir)
     ae = build_ae(settings)
     bound: list[Any] = [
         (evt.EVT_REQUESTED, handlers.handle_requested, [settings.dimse]),

@@ -16,16 +16,26 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from omipacs.errors import ConfigurationError
 from omipacs.filemodes import private_dir, private_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
-    """Create the engine for ``url`` with the settings each backend needs."""
+def make_engine(
+    url: str, *, echo: bool = False, pool_size: int = 10, read_only: bool = False
+) -> Engine:
+    """Create the engine for ``url`` with the settings each backend needs.
+
+    ``read_only`` engines refuse every write in the database itself (SQLite
+    ``query_only``, PostgreSQL ``default_transaction_read_only``), for commands that only
+    report; their SQLite index must already exist.
+    """
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1].split("?", 1)[0]
-        if db_path and db_path != ":memory:":
+        if read_only and db_path and db_path != ":memory:" and not Path(db_path).is_file():
+            raise ConfigurationError(f"no index at {db_path} (run `omipacs init-db` first)")
+        if db_path and db_path != ":memory:" and not read_only:
             if not Path(db_path).parent.exists():
                 private_dir(Path(db_path).parent)
             # Owner-only; SQLite gives the -wal and -shm files the database's mode.
@@ -40,7 +50,10 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
             # that writers take the lock up front (BEGIN IMMEDIATE) and never deadlock.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            if read_only:
+                cur.execute("PRAGMA query_only=ON")
+            else:
+                cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=60000")
@@ -53,7 +66,12 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
 
         return engine
     return create_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"options": "-c default_transaction_read_only=on"} if read_only else {},
     )
 
 
