@@ -120,6 +120,9 @@ class HttpSettings:
     be remapped again. Turn on if sites upload identifiable data over STOW."""
     qido_default_limit: int = 100
     qido_max_limit: int = 1000
+    max_json_bytes: int = 16 * 1024**2
+    """Largest JSON request body (clinical records, marks, cohorts); see
+    :mod:`omipacs.web.jsonbody` for the depth limit."""
 
     def __post_init__(self) -> None:
         _check_origins(self.cors_origins)

@@ -783,6 +783,10 @@ def save_cohort(
     return _summary(row)
 
 
+MAX_ID: Final = 2**63 - 1
+"""The largest ID a database row can have (a signed 64-bit integer)."""
+
+
 def get_cohort(session: Session, cohort_id: int, *, with_members: bool = True) -> SavedCohort:
     """A saved cohort and (by default) its members, sorted.
 
@@ -791,6 +795,8 @@ def get_cohort(session: Session, cohort_id: int, *, with_members: bool = True) -
     NotFound
         No cohort has this ID.
     """
+    if not 0 < cohort_id <= MAX_ID:
+        raise NotFound("no such cohort")  # no database integer holds it
     row = session.get(Cohort, cohort_id)
     if row is None:
         raise NotFound("no such cohort")

@@ -26,8 +26,9 @@ from omipacs.clinical.importer import import_records
 from omipacs.clinical.stats import stats
 from omipacs.clinical.timeline import client_timeline, find_priors
 from omipacs.deid.keys import DeidKeys
-from omipacs.errors import BadRequest, ConfigurationError, UnsupportedMediaType
+from omipacs.errors import BadRequest, ConfigurationError
 from omipacs.web.context import services
+from omipacs.web.jsonbody import read_json
 
 bp = Blueprint("api", __name__)
 
@@ -46,12 +47,7 @@ def _int_arg(name: str, default: int, maximum: int) -> int:
 
 
 def _body() -> Any:
-    if not request.is_json:
-        raise UnsupportedMediaType("expected application/json")
-    try:
-        return json.loads(request.get_data(cache=False))
-    except ValueError:
-        raise BadRequest("request body is not valid JSON") from None
+    return read_json(request, services().settings.http.max_json_bytes)
 
 
 @bp.get("/stats")

@@ -14,7 +14,7 @@ from omipacs.web.errors import register_error_handlers
 
 def create_app(services: Services) -> Flask:
     """A WSGI app serving DICOMweb for ``services``."""
-    app = Flask("omipacs")
+    app = Flask("omipacs", static_folder=None)  # no /static route: nothing to serve
     app.extensions["omipacs"] = services
     app.extensions["omipacs.headers"] = HeaderCache()
     app.config["MAX_CONTENT_LENGTH"] = None  # STOW enforces its own, streaming limits
