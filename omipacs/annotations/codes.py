@@ -1,4 +1,4 @@
-"""The OMI-DB mark vocabulary and its coded form in SR (domain.md sections 1.3 and 4.3).
+"""The OMI-DB mark vocabulary and its coded form in SR (docs/data-model.md, "Marks").
 
 Every mark field that the SR carries is a TID 1410 qualitative evaluation, a (concept
 name, coded value) pair. Standard codes are used where DICOM has them: Margins (DCM
@@ -44,7 +44,7 @@ def key(code: Code) -> CodeKey:
     return CodeKey(str(code.scheme_designator), str(code.value))
 
 
-# -- the OMI-DB enumerations (domain.md 1.3; omidb ``mark.py``) ------------------------------
+# -- the OMI-DB enumerations (omidb ``mark.py``) -------------------------------------------
 
 
 class Conspicuity(StrEnum):

@@ -1,8 +1,8 @@
 """Synthetic expert marks for the demo data set, in OMI-DB's proportions.
 
 The brochure counts 7,160 marked malignant cases of 15,404, 1,432 marked benign cases
-of 11,029 and 83 marked priors of 2,860 interval cancers (domain.md 1.5; the seed
-text). :func:`demo_marks` marks the demo's clients in those shares, at least one per
+of 11,029 and 83 marked priors of 2,860 interval cancers (OMI-DB's
+brochure). :func:`demo_marks` marks the demo's clients in those shares, at least one per
 class when the class has clients (so a small demo shows every kind), as mark records
 for :func:`~omipacs.annotations.importer.import_marks`.
 

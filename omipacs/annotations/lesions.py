@@ -7,7 +7,7 @@ screen before an interval cancer or a cancer (episode outcome CIP or MP) the les
 lives in the later episode the outcome refers to, so that episode is tried next. The
 breast is the image's laterality.
 
-Pathology follows omidb's opinion rules (domain.md section 1.4) at lesion level first:
+Pathology follows omidb's opinion rules (docs/data-model.md, "Outcomes") at lesion level first:
 a finding of a surgery, core biopsy or cytology event that is malignant (malignancy
 type, invasive component, or a category 5 opinion B5/C5/H5) makes the lesion
 malignant; failing that, the event's opinion on that breast (OM malignant, OB benign);

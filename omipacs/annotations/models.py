@@ -1,7 +1,7 @@
 """Tables of expert ROI marks: one row per mark, and the NBSS lesions it is linked to.
 
 A mark is always read from a stored SR document (TID 1500 Measurement Report, one TID
-1410 planar ROI group per mark; domain.md section 4), whether the archive wrote that SR
+1410 planar ROI group per mark; docs/data-model.md, "Marks"), whether the archive wrote that SR
 from an OMI-DB mark record (``source = "import"``) or a viewer sent it (``"sr"``). The
 table is therefore an index of content that lives inside stored objects, like the
 instance table is an index of headers: it can be rebuilt from the archive alone

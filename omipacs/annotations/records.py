@@ -1,6 +1,6 @@
 """OMI-DB mark records, read and checked into typed marks.
 
-A record is one IMAGEDB mark (domain.md section 1.3: ``X1``, ``Y1``, ``X2``, ``Y2``,
+A record is one IMAGEDB mark (docs/data-model.md, "Marks": ``X1``, ``Y1``, ``X2``, ``Y2``,
 ``Conspicuity``, ``MassClassification``, ``BenignClassification``, the 13 feature flags,
 ``LinkedNBSSLesionNumber``, ``MarkID``) plus what IMAGEDB says by nesting: the image,
 as ``StudyInstanceUID``, ``SeriesInstanceUID`` and ``SOPInstanceUID``, a
@@ -305,7 +305,7 @@ def records_from_imagedb(document: Any, *, reader: str = "") -> Iterator[dict[st
     """Flatten an OMI-DB IMAGEDB document into mark records.
 
     IMAGEDB nests marks as ``STUDIES -> study UID -> series UID -> SOP UID -> mark key
-    -> mark`` (domain.md section 1.2); series and image keys are the UID-shaped keys.
+    -> mark``; series and image keys are the UID-shaped keys.
     The UIDs are the source's: import them with ``source_uids=True``.
     """
     if not isinstance(document, Mapping):

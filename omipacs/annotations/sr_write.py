@@ -2,7 +2,7 @@
 
 One Comprehensive 3D SR (PS3.3 A.35.13) per image and observer, in the image's study
 and in a series of its own, holding one TID 1410 planar ROI group per mark
-(domain.md section 4):
+(docs/data-model.md, "Marks"):
 
 * the box as a closed 5-point POLYLINE in image pixel coordinates (SCOORD has no
   rectangle; PS3.3 C.18.6.1.2), selected from the image and, for a tomosynthesis

@@ -2,7 +2,7 @@
 
 The index is the truth for queries; the blob store is the truth for bytes. Keys are
 made by the store (never from a UID or any received value), so no request can steer a
-write outside the store (robustness.md F3, F6).
+write outside the store (docs/architecture.md, "Blobs and keys").
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Episode and client outcomes from NBSS events: pure functions, no database.
 
 This ports the classification of the ``omidb`` package (0.13.1, ``episode.py`` and
-``classificationtools.py``) that OMI-DB's own statistics are built with (domain.md
-section 1.4), so a cohort drawn from omipacs means what the same words mean in OMI-DB:
+``classificationtools.py``) that OMI-DB's own statistics are built with (docs/data-model.md,
+"Outcomes"), so a cohort drawn from omipacs means what the same words mean in OMI-DB:
 
 * :func:`episode_status` judges one episode on its own events (CI, M, B, NAB, NA, N, or
   ``None`` when the events cannot decide);
@@ -232,7 +232,7 @@ def valid_events(ep: EpisodeFacts) -> bool:
 
 
 def episode_status(ep: EpisodeFacts) -> EpisodeStatus | None:
-    """The first matching rule of domain.md section 1.4 (omidb ``Episode.status``)."""
+    """The first matching rule of docs/data-model.md, "Outcomes" (omidb ``Episode.status``)."""
     if is_interval_cancer(ep):
         return EpisodeStatus.CI
     if ep.type is EpisodeType.CI:
@@ -461,8 +461,8 @@ def client_outcome(episodes: Sequence[EpisodeFacts]) -> tuple[CaseOutcome, str]:
 
     Brochure definitions: interval cancer, malignant and benign are "classified by
     surgery or biopsy, or previously classified" so the precedence over episodes is
-    omidb's (CI, M, B); Unknown is "status None or an undefined outcome" (domain.md
-    section 1.4), made precise as:
+    omidb's (CI, M, B); Unknown is "status None or an undefined outcome" (docs/data-model.md,
+    "Outcomes"), made precise as:
 
     * no episodes: nothing is known;
     * an episode of type CI that is not an interval cancer (its biopsy or surgery

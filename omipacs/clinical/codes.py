@@ -1,7 +1,7 @@
 """The NBSS code lists the clinical layer reads, validates and classifies with.
 
 These are the real National Breast Screening System codes as OMI-DB delivers them
-(domain.md section 1.3). Every enumerated field that drives classification, a cohort
+(docs/data-model.md, "Codes"). Every enumerated field that drives classification, a cohort
 filter or a statistic is checked against its list on import, so a typo in a source file
 is refused with a reason instead of quietly turning a malignant case into a normal one.
 """

@@ -7,7 +7,7 @@ last known date while it has no closed date) holds the study date. The events of
 episode on the study date are recorded as the study's event kinds, so a screening
 study shows as the screen and a study two weeks later as the assessment (the DBT); if
 two studies of one episode share a date the event links are dropped, as omidb does,
-since they cannot be told apart (domain.md section 2).
+since they cannot be told apart (docs/data-model.md, "Linking studies to episodes").
 
 Dates on both sides are the de-identified ones, shifted by the same per-client offset,
 so the comparison is exact.

@@ -1,8 +1,8 @@
 """Clinical tables: clients, episodes, events, lesions, pathology, density, cohorts.
 
 They share :class:`omipacs.index.models.Base` (and so its metadata, naming convention
-and Alembic migrations) with the imaging index. The layout follows domain.md section
-2: one ``client`` per pseudonymous client ID (the de-identified Patient ID), NBSS
+and Alembic migrations) with the imaging index. The layout (docs/data-model.md) is:
+one ``client`` per pseudonymous client ID (the de-identified Patient ID), NBSS
 episodes with their events, per-breast screen reads, lesions and the pathology findings
 each event recorded on them. Everything is stored de-identified: client IDs are the
 keyed pseudonyms, dates carry the client's day offset, free text is gone, and the

@@ -1,6 +1,6 @@
 """Read one NBSS-style client record into typed, de-identified records.
 
-The layout is OMI-DB's ``NBSS_<client>.json`` (domain.md section 1.2)::
+The layout is OMI-DB's ``NBSS_<client>.json`` (docs/data-model.md, "Clinical model")::
 
     {"NHSNumber": "...", "Site": "...", "LocalID": "...", "IssuerOfPatientID": "...",
      "Ethnicity": "A", "IMDDecile": 3, "HighRisk": "N", "MutationGenes": ["BRCA1"],

@@ -3,7 +3,7 @@
 NBSS exports carry more fields than the clinical tables model (needle specimen type,
 localisation, recommended actions, ...). They are kept in ``raw`` JSON columns so no
 clinical fact is lost, but only after the same treatment the modelled fields get
-(domain.md section 5.2):
+(docs/deidentification.md):
 
 * a field whose *name* suggests identity or free text (notes, comments, names,
   addresses, NHS or hospital numbers, birth dates, GP details) is dropped;

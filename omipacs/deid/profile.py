@@ -140,7 +140,7 @@ actually kept.
 """
 
 OMIPACS_OPTIONS: Final = SUPPORTED_OPTIONS
-"""The options of the archive's profile (domain.md section 5.1)."""
+"""The options of the archive's profile (docs/deidentification.md)."""
 
 # Option columns in the order they are consulted (they never disagree in the table;
 # tests/deid/test_profile.py checks it).

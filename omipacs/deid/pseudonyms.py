@@ -2,7 +2,7 @@
 
 Every function here is a pure function of the keys and its input, so the same woman,
 study or instance gets the same pseudonym on every site, every re-send and every
-re-ingest, and nothing has to be looked up to make one (domain.md section 5.2).
+re-ingest, and nothing has to be looked up to make one (docs/deidentification.md).
 
 * Client ID: ``"OPTM" + base32(HMAC(K_client, NHS number))[:12]`` when the NHS number is
   valid (linked across sites); otherwise ``"UNLK" + base32(HMAC(K_client, issuer, local

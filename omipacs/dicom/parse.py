@@ -35,8 +35,8 @@ _SEQ_DELIM = 0xFFFEE0DD
 #: An encapsulated Basic Offset Table larger than this is not plausible (16M frames).
 _MAX_BOT_BYTES = 64 * 1024 * 1024
 #: Transfer syntaxes whose data set must be inflated to be read: a few hundred kilobytes
-#: can inflate to gigabytes (robustness.md F9), so they are refused from the File Meta
-#: Information alone, before pydicom would inflate anything.
+#: can inflate to gigabytes (docs/architecture.md, "Hostile input"), so they are refused
+#: from the File Meta Information alone, before pydicom would inflate anything.
 INFLATING_SYNTAXES = frozenset({DeflatedExplicitVRLittleEndian, "1.2.840.10008.1.2.1.99"})
 _LONG_LENGTH_VRS = {
     b"OB",

@@ -26,7 +26,7 @@ BREAST_TOMOSYNTHESIS = "1.2.840.10008.5.1.4.1.1.13.1.3"
 BREAST_PROJECTION_PRESENTATION = "1.2.840.10008.5.1.4.1.1.13.1.4"
 BREAST_PROJECTION_PROCESSING = "1.2.840.10008.5.1.4.1.1.13.1.5"
 
-#: Storage SOP classes the archive accepts (domain.md §3.1), by UID.
+#: Storage SOP classes the archive accepts (docs/data-model.md, "Accepted objects"), by UID.
 STORAGE_SOP_CLASSES: dict[str, str] = {
     MG_FOR_PRESENTATION: "Digital Mammography X-Ray Image Storage - For Presentation",
     MG_FOR_PROCESSING: "Digital Mammography X-Ray Image Storage - For Processing",
@@ -56,8 +56,8 @@ STORAGE_SOP_CLASSES: dict[str, str] = {
 }
 
 #: Transfer syntaxes stored as received. Deflate is left out on purpose: a small deflated
-#: stream can inflate to gigabytes before any size check (robustness.md F9). Big endian
-#: is retired (PS3.5 Annex A.3) and left out too.
+#: stream can inflate to gigabytes before any size check (docs/architecture.md, "Hostile
+#: input"). Big endian is retired (PS3.5 Annex A.3) and left out too.
 ACCEPTED_TRANSFER_SYNTAXES: tuple[str, ...] = (
     pyuid.ExplicitVRLittleEndian,
     pyuid.ImplicitVRLittleEndian,

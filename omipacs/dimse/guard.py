@@ -1,7 +1,7 @@
 """A bounded, fast PDU reader for pynetdicom's upper layer.
 
 pynetdicom reads a PDU by trusting its 32-bit length field and buffering that many
-bytes (robustness.md F8): one forged P-DATA-TF header could make the server allocate up
+bytes: one forged P-DATA-TF header could make the server allocate up
 to 4 GiB. It also reads the body 4 KiB per ``recv`` call, which makes receiving a 1 GB
 tomosynthesis object cost hundreds of thousands of system calls.
 

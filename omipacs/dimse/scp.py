@@ -38,7 +38,7 @@ def is_loopback(host: str) -> bool:
 
 
 def check_exposure(settings: Settings) -> None:
-    """Refuse to expose DIMSE beyond loopback without an allow-list (robustness.md T12)."""
+    """Refuse to expose DIMSE beyond loopback without an allow-list (docs/architecture.md)."""
     dimse = settings.dimse
     if is_loopback(dimse.host):
         return

@@ -71,7 +71,7 @@ def _first_item(ds: Dataset, keyword: str) -> Dataset | None:
 
 def laterality(ds: Dataset) -> str:
     """ImageLaterality, else Laterality, else FrameLaterality of the shared (or first
-    per-frame) Frame Anatomy Sequence, as tomosynthesis objects carry it (domain.md §3.2)."""
+    per-frame) Frame Anatomy Sequence, as tomosynthesis objects carry it (docs/data-model.md)."""
     for kw in ("ImageLaterality", "Laterality"):
         v = text(ds, kw, 2)
         if v:

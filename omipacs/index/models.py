@@ -1,6 +1,6 @@
 """The research index: typed SQLAlchemy 2 models for patient, study, series, instance.
 
-Everything a query filters on is a real, indexed column (domain.md §3.2), including the
+Everything a query filters on is a real, indexed column (docs/data-model.md), including the
 mammography attributes no general-purpose archive indexes: laterality (ImageLaterality,
 or FrameLaterality for tomosynthesis), view position and view code, presentation intent
 (processed or unprocessed), SOP class (2D or DBT), manufacturer and model. Values stored
@@ -125,7 +125,7 @@ class Instance(Base):
     bits_allocated: Mapped[int | None] = mapped_column(Integer)
     bits_stored: Mapped[int | None] = mapped_column(Integer)
     photometric_interpretation: Mapped[str] = mapped_column(String(16), default="")
-    # Mammography view (domain.md §3.2)
+    # Mammography view (docs/data-model.md, "Mammography attributes")
     laterality: Mapped[str] = mapped_column(String(2), default="", index=True)
     """ImageLaterality, or FrameLaterality for tomosynthesis (L, R, B or U)."""
     view_position: Mapped[str] = mapped_column(String(16), default="", index=True)

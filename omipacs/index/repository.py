@@ -2,7 +2,8 @@
 
 Patients, studies and series are created on first sight with ``INSERT .. ON CONFLICT
 DO NOTHING`` so concurrent associations storing the same study never create duplicates
-or fail on a unique constraint (robustness.md T1, Orthanc's Concurrency scenario).
+or fail on a unique constraint (the DIMSE tests store one
+study from many associations at once).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 parse -> validate -> de-identify -> hash -> store bytes -> index (one transaction) -> result.
 
-Durability order (architecture.md): the blob is fsynced and renamed into place, then
+Durability order (docs/architecture.md): the blob is fsynced and renamed into place, then
 the index row is committed, then the caller acknowledges. A crash between the two
 leaves an orphan blob (found and removed by ``omipacs verify``), never an index row
 without bytes. Everything is streamed from the spool file: the header is parsed without

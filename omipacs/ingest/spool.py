@@ -33,7 +33,7 @@ class Spool:
         """Copy a stream into the spool, zeroing the 128-byte preamble on the way.
 
         The preamble can hold an executable header (CVE-2019-11687) or JSON aimed at
-        a config parser (robustness.md F3/F5); the archive never keeps it.
+        a config parser (docs/architecture.md, "Hostile input"); the archive never keeps it.
         """
         dest = self.new_path()
         done = 0

@@ -1,8 +1,8 @@
-"""Checks an instance must pass before anything is stored (robustness.md T5).
+"""Checks an instance must pass before anything is stored (docs/architecture.md, "Hostile input").
 
 Only what the archive relies on is enforced: identity UIDs, SOP class, transfer syntax,
 and that the declared image size is bounded and matches the bytes (so no later reader
-can be made to allocate gigabytes from a forged header, robustness.md F4).
+can be made to allocate gigabytes from a forged header).
 """
 
 from __future__ import annotations

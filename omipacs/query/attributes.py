@@ -10,7 +10,7 @@ searched or returned.
 
 Two columns hold one attribute under two names: ImageLaterality (0020,0062) and, for
 tomosynthesis, FrameLaterality (0020,9072) are both ``instance.laterality``
-(domain.md §3.2). The View Code Sequence is searchable by path
+(docs/data-model.md, "Mammography attributes"). The View Code Sequence is searchable by path
 (``ViewCodeSequence.CodeValue`` or ``00540220.00080100``, as PS3.18 §8.3.4.1 writes
 sequence matching keys) and by the shorter alias ``ViewCode``.
 

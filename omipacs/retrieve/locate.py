@@ -2,7 +2,7 @@
 
 Everything a retrieval needs (blob key, stored transfer syntax, frame byte ranges) is
 resolved here, before a response starts streaming: once headers are sent a failure
-can no longer become a clean HTTP error (style.md §11.9).
+can no longer become a clean HTTP error (docs/architecture.md, "Errors").
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 An :class:`OmipacsError` becomes its ``http_status`` with its reason; anything else is
 logged and becomes a 500 whose body says nothing about the cause (internals and patient
-data never leak, robustness.md §1 / style.md §11.10).
+data never leak; docs/architecture.md, "Errors").
 """
 
 from __future__ import annotations

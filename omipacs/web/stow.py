@@ -5,7 +5,7 @@ spooled to disk and ingested before the next is read, so a 1.5 GB tomosynthesis 
 costs one copy buffer of memory. Limits are enforced before reading (Content-Length)
 and while reading (parts, part size, headers).
 
-Response codes (PS3.18 Table 10.5.3-1, robustness.md T4): 200 all stored, 202 some
+Response codes (PS3.18 Table 10.5.3-1): 200 all stored, 202 some
 stored and some failed (even when the body breaks after a part was stored), 409 none
 stored, 507 none stored for lack of space, 400 malformed request before any part was
 stored, 413 too large, 415 wrong media type, 204 for an empty multipart body. Each

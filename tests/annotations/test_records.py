@@ -23,7 +23,7 @@ BASE: dict[str, Any] = {
     "X1": "756", "Y1": "1733", "X2": "1183", "Y2": "1487",
 }
 OMIDB_FIXTURE: dict[str, Any] = {
-    # the omidb test fixture of _parse_mark (domain.md 1.3), with the image added
+    # the omidb test fixture of _parse_mark, with the image added
     **BASE,
     "ArchitecturalDistortion": "ArchitecturalDistortion",
     "BenignClassification": "coarse_or_popcorn-like",

@@ -1,4 +1,4 @@
-"""Every rule of domain.md section 1.4, as tables of episodes and expected labels."""
+"""Every rule of docs/data-model.md, "Outcomes", as tables of episodes and expected labels."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Synthetic headers with canary identifiers planted everywhere robustness.md T9 lists.
+"""Synthetic headers with canary identifiers planted everywhere one can hide.
 
 Every identifying value contains the token ``CANARY`` or is one of the patients' NHS
 numbers, birth dates, postcodes or telephone numbers, so "no identifier survived" is one

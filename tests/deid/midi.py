@@ -1,6 +1,6 @@
 """A MIDI-B style scorer: an answer key of per-element checks, scored passed / total.
 
-The check types follow CBIIT/MIDI_validation_script (domain.md section 5.4):
+The check types follow CBIIT/MIDI_validation_script:
 ``text_removed`` (an identifying value is absent), ``date_shifted`` (the original date
 is replaced by the expected shifted one), ``uid_changed`` (the expected remapped UID),
 ``uid_consistent`` (one original UID, one new UID, everywhere, and references resolve),

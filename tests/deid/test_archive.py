@@ -1,5 +1,5 @@
 """De-identification through the running archive: C-STORE from sites, then a scan of
-everything the archive stores, serves and logs (robustness.md T9, issue tests)."""
+everything the archive stores, serves and logs."""
 
 from __future__ import annotations
 

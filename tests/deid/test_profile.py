@@ -37,7 +37,7 @@ T9_TAGS = [
     0x00400009, 0x00400253, 0x00400275, 0x00401001, 0x0040A075, 0x0040A123, 0x0040A160,
     0x00700084, 0xFFFAFFFA,
 ]
-"""Every standard attribute robustness.md T9 plants a canary in."""
+"""Every standard attribute the de-identification tests plant a canary in."""
 
 
 @pytest.mark.parametrize("tag", T9_TAGS, ids=lambda t: f"{t:08X}")

@@ -1,4 +1,4 @@
-"""OHIF v3's request profile (peers.md §2a, as recorded from OHIF 3.12.10 by
+"""OHIF v3's request profile (as recorded from OHIF 3.12.10 by
 tests/e2e/ohif_check.py) replayed request for request against demo data."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _parts(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
 
 
 def test_ohif_profile(ohif: FlaskClient) -> None:
-    # 1. Study list (the form peers.md §2a gives, and 3.12.10's own).
+    # 1. Study list (OHIF 3.12.10's form).
     studies = _json(ohif, "/dicom-web/studies?limit=101&offset=0&fuzzymatching=false"
                           "&includefield=00081030,00080060,00080090,00100030")
     assert studies and all("00201208" in s and "00080061" in s for s in studies)

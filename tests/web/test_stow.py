@@ -1,4 +1,4 @@
-"""STOW-RS statuses (PS3.18 Table 10.5.3-1; robustness.md T4/T5), table-driven."""
+"""STOW-RS statuses (PS3.18 Table 10.5.3-1), table-driven."""
 
 from __future__ import annotations
 
