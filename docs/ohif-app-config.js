@@ -61,10 +61,11 @@ window.config = {
         supportsFuzzyMatching: false,
         // omipacs has no dcm4chee-style reject endpoint.
         supportsReject: false,
-        // The Upload button would send files with STOW-RS (POST {wadoRoot}/studies), which
-        // omipacs does not de-identify unless `[http] stow_deidentify` is on: STOW is for
-        // objects made against the archive's own pseudonymous UIDs (SR, SEG). Keep it off
-        // so identifiable files cannot be dropped into the archive from a browser.
+        // The Upload button would send files with STOW-RS (POST {wadoRoot}/studies). omipacs
+        // de-identifies STOW uploads by default (`[http] stow_deidentify = true`); a viewer
+        // that saves SRs made against the archive's own UIDs needs it false, and then an
+        // upload whose PatientName/PatientID is not an existing pseudonym is refused. Keep
+        // uploads off so files are not dropped into the archive from a browser.
         dicomUploadEnabled: false,
         // Bulk data and video are fetched as single-part bodies, not multipart/related.
         singlepart: 'bulkdata,video,pdf',

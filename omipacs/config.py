@@ -114,10 +114,11 @@ class HttpSettings:
     right-most values are believed."""
     max_request_bytes: int = 8 * 1024**3
     max_parts: int = 1000
-    stow_deidentify: bool = False
-    """De-identify STOW-RS uploads. Off by default: STOW is how viewers and tools save
-    objects (SRs, SEGs) made against the archive's own pseudonymous UIDs, which must not
-    be remapped again. Turn on if sites upload identifiable data over STOW."""
+    stow_deidentify: bool = True
+    """De-identify STOW-RS uploads, like everything a screening site sends. Set false only
+    where STOW is used by viewers and tools saving objects (SRs, SEGs) made against the
+    archive's own pseudonymous UIDs, which must not be remapped again; even then an
+    upload whose Patient Name or ID is not a pseudonym of this archive is refused."""
     qido_default_limit: int = 100
     qido_max_limit: int = 1000
     max_json_bytes: int = 16 * 1024**2

@@ -120,6 +120,13 @@ class StudyMismatch(OmipacsError):
     http_status = 409
 
 
+class IdentifiableInstance(OmipacsError):
+    """An instance offered as already pseudonymous still names a patient."""
+
+    dimse_status = DimseStatus.NOT_AUTHORIZED
+    http_status = 403
+
+
 class OutOfResources(OmipacsError):
     """Storage is full or a resource limit was reached; the sender may retry.
 

@@ -136,6 +136,7 @@ host = "{settings.http.host}"
 port = {settings.http.port}
 cors_origins = [{", ".join(f'"{o}"' for o in settings.http.cors_origins)}]
 trust_proxy_headers = {str(settings.http.trust_proxy_headers).lower()}
+stow_deidentify = {str(settings.http.stow_deidentify).lower()}
 trusted_proxies = {settings.http.trusted_proxies}
 public_url = "{settings.http.public_url}"
 """

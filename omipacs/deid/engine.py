@@ -64,6 +64,7 @@ from omipacs.deid.pseudonyms import (
     shift_time,
     study_key,
 )
+from omipacs.deid.trusted import check_pseudonymous_header
 from omipacs.errors import InvalidInstance
 
 if TYPE_CHECKING:
@@ -426,6 +427,13 @@ class Deidentifier:
             )
         except RecursionError:
             raise InvalidInstance("sequences nested too deeply to decode") from None
+
+    def check_pseudonymous(self, header: Dataset) -> None:
+        """Refuse a header stored without de-identification that names a patient.
+
+        See :func:`omipacs.deid.trusted.check_pseudonymous_header`.
+        """
+        check_pseudonymous_header(header, self.identity)
 
     def study_keys(self, header: Dataset, site: str) -> tuple[str, ...]:
         """Keyed hashes of (site, Study Instance UID) and (site, Accession Number)."""

@@ -41,8 +41,30 @@ class IngestOrigin:
     """The sender puts the NHS number in Patient ID without an issuer that says so
     (``[[dimse.peers]] patient_id_is_nhs_number``); otherwise a bare 10-digit Patient ID
     is a local number, even when its check digit passes."""
+    require_pseudonymous: bool = False
+    """Stored without de-identification, but only if the header names nobody but an
+    existing client pseudonym (STOW-RS of objects made against the archive's UIDs)."""
     allow_unlinked: bool = False
     """An operator files a held object without an NHS number under its own unlinked
     client, although its study has no client yet."""
     pixels_reviewed: bool = False
     """An operator released this instance from quarantine after checking its pixels."""
+
+
+def stow_origin(*, deidentify: bool, host: str, expected_study_uid: str | None) -> IngestOrigin:
+    """The origin of a STOW-RS upload.
+
+    ``deidentify`` False means the uploader may store objects made against the
+    archive's own pseudonymous UIDs (a viewer saving an SR) unchanged: today the
+    ``[http] stow_deidentify`` setting; once access control lands, the curator's
+    permission, decided by the access layer and passed here. Such an upload is still
+    refused unless its header names only an existing client pseudonym.
+    """
+    return IngestOrigin(
+        OriginKind.STOW,
+        ae_title="STOW",
+        host=host,
+        deidentify=deidentify,
+        require_pseudonymous=not deidentify,
+        expected_study_uid=expected_study_uid,
+    )

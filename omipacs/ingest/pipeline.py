@@ -75,6 +75,8 @@ class HeaderCleaner(Protocol):
         allow_unlinked: bool = False,
     ) -> CleanedHeader: ...
 
+    def check_pseudonymous(self, header: Dataset) -> None: ...
+
 
 class QuarantineSink(Protocol):
     """Where instances that cannot be made safe, or not yet filed, are held."""
@@ -154,6 +156,8 @@ class IngestPipeline:
         self, path: Path, parsed: ParsedFile, origin: IngestOrigin, made: list[Path]
     ) -> IngestResult:
         validate(parsed, origin, self.max_instance_bytes)
+        if not origin.deidentify and origin.require_pseudonymous and self.cleaner is not None:
+            self.cleaner.check_pseudonymous(parsed.dataset)
         if origin.deidentify and self.cleaner is not None:
             cleaned = self.cleaner.apply(
                 parsed.dataset,

@@ -31,7 +31,7 @@ from omipacs.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from omipacs.ingest.origin import IngestOrigin, OriginKind
+from omipacs.ingest.origin import stow_origin
 from omipacs.ingest.result import IngestOutcome
 from omipacs.web.context import cohort_id, dicomweb_base, services
 from omipacs.web.media import parse_content_type
@@ -99,12 +99,8 @@ def _store(study: str | None) -> Response:
     svc = services()
     http = svc.settings.http
     base = dicomweb_base()
-    origin = IngestOrigin(
-        OriginKind.STOW,
-        ae_title="STOW",
-        host=request.remote_addr or "",
-        deidentify=http.stow_deidentify,
-        expected_study_uid=study,
+    origin = stow_origin(
+        deidentify=http.stow_deidentify, host=request.remote_addr or "", expected_study_uid=study
     )
     stored: list[Dataset] = []
     failures: list[OmipacsError] = []

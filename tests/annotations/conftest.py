@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -15,5 +16,14 @@ from omipacs.services import Services
 def archive(settings: Settings) -> Iterator[Services]:
     """An archive on SQLite opened as the server opens it (keys, quarantine, indexer)."""
     svc = open_archive(settings)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def viewer_archive(settings: Settings) -> Iterator[Services]:
+    """An archive whose STOW-RS stores viewers' objects unchanged (``stow_deidentify``
+    false): they are made against its own pseudonymous UIDs."""
+    svc = open_archive(replace(settings, http=replace(settings.http, stow_deidentify=False)))
     yield svc
     svc.close()

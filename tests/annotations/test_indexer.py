@@ -46,8 +46,9 @@ def stored_header(services: Services, sop_uid: str) -> Dataset:
         return pydicom.dcmread(f, stop_before_pixels=True)
 
 
-def test_a_viewer_sr_sent_by_stow_becomes_marks(archive: Services) -> None:
-    image = store_image(archive, seed=61, dbt=True)
+def test_a_viewer_sr_sent_by_stow_becomes_marks(viewer_archive: Services) -> None:
+    archive = viewer_archive
+    image = store_image(archive, seed=61, dbt=True, deidentify=True)
     header = stored_header(archive, image.sop_uid)
     sr = viewer_sr(header, [
         planar_group(header, "Finding 1", "POLYLINE",

@@ -12,6 +12,8 @@ import pytest
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 
+from omipacs.deid.keys import load_keys
+from omipacs.deid.pseudonyms import remap_uid
 from omipacs.demo import factory
 from tests.conftest import ServerProcess, make_settings, start_server
 
@@ -58,6 +60,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProce
     data = Data()
     client = DICOMwebClient(server.base_url)
     client.store_instances([pydicom.dcmread(io.BytesIO(factory.to_bytes(ds))) for ds in data.all])
+    # STOW-RS de-identifies by default: the archive holds the data under remapped UIDs.
+    keys = load_keys(server.settings.deid)
+    for ds in data.all:
+        for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+            setattr(ds, keyword, remap_uid(keys, str(getattr(ds, keyword))))
+    data.study = remap_uid(keys, data.study)
     yield server, data
     server.stop()
 
@@ -158,9 +166,12 @@ def test_bulkdata_with_range(client: DICOMwebClient, data: Data) -> None:
     assert part == data.mammo[0].PixelData[10:20]
 
 
-def test_store_returns_references(client: DICOMwebClient, tmp_path: Path) -> None:
+def test_store_returns_references(
+    client: DICOMwebClient, live: tuple[ServerProcess, Data], tmp_path: Path
+) -> None:
     ds = pydicom.dcmread(io.BytesIO(factory.to_bytes(factory.make_mammo(rows=32, columns=32))))
     response = client.store_instances([ds])
     refs = response.ReferencedSOPSequence
-    assert refs[0].ReferencedSOPInstanceUID == ds.SOPInstanceUID
-    assert refs[0].RetrieveURL.endswith(ds.SOPInstanceUID)
+    stored_uid = remap_uid(load_keys(live[0].settings.deid), ds.SOPInstanceUID)
+    assert refs[0].ReferencedSOPInstanceUID == stored_uid
+    assert refs[0].RetrieveURL.endswith(stored_uid)

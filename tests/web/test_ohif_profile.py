@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.parser
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pydicom
 import pytest
@@ -23,6 +24,8 @@ FRAMES = {"Accept": "multipart/related; type=application/octet-stream; transfer-
 @pytest.fixture
 def ohif(settings: Settings) -> Iterator[FlaskClient]:
     load_demo(settings, clients=2, seed=1)
+    # A viewer saves SRs made against the archive's own UIDs: STOW stores them unchanged.
+    settings = replace(settings, http=replace(settings.http, stow_deidentify=False))
     services = open_archive(settings)
     yield create_app(services).test_client()
     services.close()

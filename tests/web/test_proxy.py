@@ -14,6 +14,8 @@ import pytest
 import requests
 
 from omipacs.config import HttpSettings, Settings, clean_url_path
+from omipacs.deid.keys import load_keys
+from omipacs.deid.pseudonyms import remap_uid
 from omipacs.demo import factory
 from omipacs.errors import ConfigurationError
 from tests.conftest import ServerProcess, start_server
@@ -57,10 +59,12 @@ def _stow(server: ServerProcess) -> tuple[str, dict[str, object]]:
         timeout=30,
     )
     assert r.status_code == 200, r.text
-    url = (
-        f"{server.base_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-        f"/instances/{ds.SOPInstanceUID}/metadata"
+    keys = load_keys(server.settings.deid)  # STOW-RS de-identifies: UIDs are remapped
+    study, series, sop = (
+        remap_uid(keys, str(ds.get(k)))
+        for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
     )
+    url = f"{server.base_url}/studies/{study}/series/{series}/instances/{sop}/metadata"
     return url, r.json()
 
 
