@@ -34,6 +34,9 @@ class StorageSettings:
     """Optional fsspec URL (``s3://bucket/prefix``) for blobs; empty means files under root."""
     max_instance_bytes: int = 4 * 1024**3
     """Largest single instance accepted (declared pixel size included)."""
+    max_frame_bytes: int = 64 * 1024**2
+    """Largest decoded frame accepted (Rows x Columns x samples x bits, checked against
+    the compressed stream's own header at ingest): what one decode may allocate."""
     fsync: bool = True
     """fsync files and directories before acknowledging (turn off only for throwaway demos)."""
 
@@ -187,6 +190,17 @@ def _check_origins(origins: tuple[str, ...]) -> None:
 
 
 @dataclass(frozen=True)
+class RetrieveSettings:
+    """Decoding stored pixels (``/rendered``, thumbnails, transcoding)."""
+
+    max_concurrent_decodes: int = 2
+    """Frames decoded (and rendered) at once per process: with ``max_frame_bytes`` this
+    bounds the memory pixel work can take, whatever clients ask for."""
+    decode_wait_seconds: float = 20.0
+    """How long a request waits for a decode slot before a 503."""
+
+
+@dataclass(frozen=True)
 class DeidSettings:
     """De-identification on ingest."""
 
@@ -207,6 +221,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     dimse: DimseSettings = field(default_factory=DimseSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    retrieve: RetrieveSettings = field(default_factory=RetrieveSettings)
     deid: DeidSettings = field(default_factory=DeidSettings)
 
     @property

@@ -137,6 +137,13 @@ class OutOfResources(OmipacsError):
     http_status = 507
 
 
+class ServerBusy(OmipacsError):
+    """A bounded resource (image decoding) stayed busy for too long; retry shortly."""
+
+    dimse_status = DimseStatus.OUT_OF_RESOURCES
+    http_status = 503
+
+
 class Quarantined(OmipacsError):
     """The instance was kept out of the archive because it cannot be made safe."""
 

@@ -20,6 +20,7 @@ from omipacs.filemodes import private_dir
 from omipacs.index import db
 from omipacs.ingest.pipeline import HeaderCleaner, IngestPipeline, QuarantineSink
 from omipacs.ingest.spool import Spool
+from omipacs.retrieve.pixels import configure_decodes
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ class Services:
         )
         if migrate:
             db.upgrade(engine)
+        configure_decodes(
+            settings.retrieve.max_concurrent_decodes, settings.retrieve.decode_wait_seconds
+        )
         blobs = make_blob_store(settings)
         spool = Spool(root)
         write_sessions = db.make_sessionmaker(engine, write=True)
@@ -65,6 +69,7 @@ class Services:
             spool=spool,
             write_sessions=write_sessions,
             max_instance_bytes=settings.storage.max_instance_bytes,
+            max_frame_bytes=settings.storage.max_frame_bytes,
             presync=settings.storage.fsync and not settings.storage.url,
             cleaner=cleaner,
             quarantine=quarantine,

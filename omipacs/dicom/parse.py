@@ -252,6 +252,14 @@ def _parse(fp: BinaryIO, path: Path, size: int, ts: str, dataset_offset: int) ->
     meta = ds.file_meta
     implicit = ts == "1.2.840.10008.1.2"
     pixel = _locate_pixels(fp, header_end, size, implicit)
+    # pydicom reads a truncated value short without complaint; walk the lengths
+    # ourselves, so an element or sequence cut off anywhere is refused.
+    header_stop = _walk(fp, dataset_offset, size, implicit, 0)
+    if header_stop != (pixel.element_offset if pixel is not None else size):
+        raise InvalidInstance("the data set's element lengths do not add up (truncated?)")
+    if pixel is not None and pixel.element_end < size:
+        if _walk(fp, pixel.element_end, size, implicit, 0) != size:
+            raise InvalidInstance("elements after pixel data do not add up (truncated?)")
     if pixel is not None and pixel.element_end < size:
         fp.seek(pixel.element_end)
         try:
@@ -271,6 +279,77 @@ def _parse(fp: BinaryIO, path: Path, size: int, ts: str, dataset_offset: int) ->
         for elem in trailer.values():
             ds[elem.tag] = elem
     return ParsedFile(path, meta, ds, ts, implicit, dataset_offset, pixel, size)
+
+
+_ITEM_DELIM = 0xFFFEE00D
+_MAX_DEPTH = 64
+
+
+def _walk(fp: BinaryIO, pos: int, end: int, implicit: bool, depth: int) -> int:
+    """Walk elements by their lengths from ``pos``; return where the walk stopped.
+
+    Stops at ``end``, at a top-level pixel data tag, or (inside an item of undefined
+    length) just past the item delimiter. Values are skipped, never read, so this costs
+    one small read per element whatever the sizes. Raises InvalidInstance if a length
+    runs past ``end`` or a sequence or item has no delimiter before it.
+    """
+    if depth > _MAX_DEPTH:
+        raise InvalidInstance("data set nested too deeply")
+    while pos < end:
+        if pos + 8 > end:
+            raise InvalidInstance("the file ends inside an element header (truncated)")
+        fp.seek(pos)
+        head = fp.read(8)
+        group, elem = struct.unpack("<HH", head[:4])
+        tag = group << 16 | elem
+        if tag == _ITEM_DELIM:
+            if depth == 0:
+                raise InvalidInstance("an item delimiter outside any sequence")
+            return pos + 8
+        if depth == 0 and tag in PIXEL_TAGS:
+            return pos
+        vr = b"" if implicit else head[4:6]
+        if implicit:
+            (length,) = struct.unpack("<L", head[4:8])
+            value = pos + 8
+        elif vr in _LONG_LENGTH_VRS:
+            if pos + 12 > end:
+                raise InvalidInstance("the file ends inside an element header (truncated)")
+            (length,) = struct.unpack("<L", fp.read(4))
+            value = pos + 12
+        else:
+            (length,) = struct.unpack("<H", head[6:8])
+            value = pos + 8
+        if length == 0xFFFFFFFF:
+            # SQ, or UN holding an implicit VR sequence (PS3.5 6.2.2), or encapsulated data.
+            pos = _walk_sequence(fp, value, end, implicit or vr == b"UN", depth + 1)
+            continue
+        pos = value + length
+        if pos > end:
+            raise InvalidInstance("an element's length runs past the end of the file")
+    if depth:
+        raise InvalidInstance("the file ends inside an item (truncated)")
+    return pos
+
+
+def _walk_sequence(fp: BinaryIO, pos: int, end: int, implicit: bool, depth: int) -> int:
+    """Walk the items of an undefined-length sequence; return the offset past it."""
+    while True:
+        if pos + 8 > end:
+            raise InvalidInstance("a sequence has no delimiter before the end of the file")
+        fp.seek(pos)
+        group, elem, length = struct.unpack("<HHL", fp.read(8))
+        tag = group << 16 | elem
+        if tag == _SEQ_DELIM:
+            return pos + 8
+        if tag != _ITEM:
+            raise InvalidInstance("a sequence holds something other than items")
+        if length == 0xFFFFFFFF:
+            pos = _walk(fp, pos + 8, end, implicit, depth)
+        else:
+            pos += 8 + length
+            if pos > end:
+                raise InvalidInstance("an item's length runs past the end of the file")
 
 
 def _dataset_offset(fp: BinaryIO, size: int) -> int:

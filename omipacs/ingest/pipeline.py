@@ -35,7 +35,7 @@ from omipacs.ingest.quarantine import Refile
 from omipacs.ingest.result import IngestOutcome, IngestResult
 from omipacs.ingest.rewrite import rewrite
 from omipacs.ingest.spool import Spool, hash_file, hash_stream, zero_preamble
-from omipacs.ingest.validate import validate
+from omipacs.ingest.validate import MAX_FRAME_BYTES, validate
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,9 @@ class IngestPipeline:
     spool: Spool
     write_sessions: sessionmaker[Session]
     max_instance_bytes: int = 4 * 1024**3
+    max_frame_bytes: int = MAX_FRAME_BYTES
+    """Largest decoded frame accepted (Rows x Columns x samples x bits, checked against
+    the codec stream's own header), so no retrieval can be made to decode more."""
     presync: bool = True
     """Flush the file to disk in the background while it is being hashed, so that the
     blob store's fsync before the acknowledgement finds little left to write."""
@@ -155,7 +158,7 @@ class IngestPipeline:
     def _checked(
         self, path: Path, parsed: ParsedFile, origin: IngestOrigin, made: list[Path]
     ) -> IngestResult:
-        validate(parsed, origin, self.max_instance_bytes)
+        validate(parsed, origin, self.max_instance_bytes, self.max_frame_bytes)
         if not origin.deidentify and origin.require_pseudonymous and self.cleaner is not None:
             self.cleaner.check_pseudonymous(parsed.dataset)
         if origin.deidentify and self.cleaner is not None:

@@ -2,7 +2,8 @@
 
 Only what the archive relies on is enforced: identity UIDs, SOP class, transfer syntax,
 and that the declared image size is bounded and matches the bytes (so no later reader
-can be made to allocate gigabytes from a forged header).
+can be made to allocate gigabytes from a forged header); what an
+image must have to be decodable is in :mod:`omipacs.ingest.image`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from omipacs.errors import (
     StudyMismatch,
     TransferSyntaxNotSupported,
 )
+from omipacs.ingest.image import check_image, check_modality
 from omipacs.ingest.origin import IngestOrigin
 
 REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
@@ -35,7 +37,17 @@ def _uid(parsed: ParsedFile, keyword: str) -> str:
     return text
 
 
-def validate(parsed: ParsedFile, origin: IngestOrigin, max_instance_bytes: int) -> None:
+#: Default largest decoded frame: a full-field mammogram (about 4,800 x 6,000 x 16 bits,
+#: 58 MB) fits; a forged 8192 x 8192 x 16 bits (128 MiB) or 65535 x 65535 does not.
+MAX_FRAME_BYTES = 64 * 1024**2
+
+
+def validate(
+    parsed: ParsedFile,
+    origin: IngestOrigin,
+    max_instance_bytes: int,
+    max_frame_bytes: int = MAX_FRAME_BYTES,
+) -> None:
     """Raise the right :mod:`omipacs.errors` class if ``parsed`` may not be stored."""
     uids = {kw: _uid(parsed, kw) for kw in REQUIRED_UIDS}
     if parsed.transfer_syntax not in ACCEPTED_TRANSFER_SYNTAXES:
@@ -54,8 +66,10 @@ def validate(parsed: ParsedFile, origin: IngestOrigin, max_instance_bytes: int) 
         raise InvalidAttributes("data set SOPClassUID differs from the request's")
     if origin.expected_study_uid and origin.expected_study_uid != uids["StudyInstanceUID"]:
         raise StudyMismatch("instance belongs to another study than the one in the request")
+    check_modality(parsed, uids["SOPClassUID"])
     if parsed.pixel is not None:
         _validate_pixels(parsed, max_instance_bytes)
+    check_image(parsed, uids["SOPClassUID"], max_frame_bytes)
 
 
 def _validate_pixels(parsed: ParsedFile, max_instance_bytes: int) -> None:

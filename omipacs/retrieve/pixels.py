@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 import numpy as np
@@ -45,7 +48,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from omipacs.errors import NotAcceptable
+from omipacs.errors import NotAcceptable, ServerBusy
 
 LOGGER = logging.getLogger(__name__)
 
@@ -77,6 +80,54 @@ LOSSY_SYNTAXES: Final[frozenset[str]] = frozenset(
 )
 """Syntaxes whose frames are always (or almost always) lossy; JPEG 2000 and HTJ2K
 (.4.91, .4.203) may be either, so they are not listed."""
+
+
+_slots = threading.BoundedSemaphore(2)
+_slot_wait = 30.0
+_held = threading.local()
+
+
+def configure_decodes(slots: int, wait_seconds: float) -> None:
+    """Set how many frames this process decodes at once, and how long a request waits.
+
+    Ingest bounds one decoded frame (``storage.max_frame_bytes``, checked against the
+    codec stream's own header); this bounds how many such frames, and the render work
+    on them, are in memory at once, so peak memory does not grow with the number of
+    clients asking for ``/rendered``.
+    """
+    global _slots, _slot_wait
+    if slots < 1:
+        raise ValueError("at least one decode slot is needed")
+    _slots = threading.BoundedSemaphore(slots)
+    _slot_wait = wait_seconds
+
+
+@contextmanager
+def decode_slot() -> Iterator[None]:
+    """Hold one of the process's decode slots (re-entrant within a thread).
+
+    Raises
+    ------
+    ServerBusy
+        No slot became free within the configured wait (503: retry later).
+    """
+    depth = getattr(_held, "depth", 0)
+    if depth:
+        _held.depth = depth + 1
+        try:
+            yield
+        finally:
+            _held.depth -= 1
+        return
+    slots = _slots
+    if not slots.acquire(timeout=_slot_wait):
+        raise ServerBusy("the server is busy decoding images; retry shortly")
+    _held.depth = 1
+    try:
+        yield
+    finally:
+        _held.depth = 0
+        slots.release()
 
 
 def is_native(transfer_syntax: str) -> bool:
@@ -221,10 +272,13 @@ def decode_frame_with_properties(
             f"{native_frame_length(header)} bytes its Image Pixel module describes"
         )
     try:
-        if native:
-            arr, props = decoder.as_array(frame, **opts)
-        else:
-            arr, props = decoder.as_array(encapsulate([frame], has_bot=False), index=0, **opts)
+        with decode_slot():
+            if native:
+                arr, props = decoder.as_array(frame, **opts)
+            else:
+                arr, props = decoder.as_array(
+                    encapsulate([frame], has_bot=False), index=0, **opts
+                )
     except (ValueError, RuntimeError, NotImplementedError, AttributeError) as exc:
         LOGGER.warning("frame decoding failed for %s: %s", transfer_syntax, exc)
         raise NotAcceptable(

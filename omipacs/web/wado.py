@@ -18,8 +18,10 @@ from omipacs.errors import BadRequest, NotAcceptable, NotFound, RangeNotSatisfia
 from omipacs.retrieve import frames as frame_io
 from omipacs.retrieve.locate import InstanceLocation, locate
 from omipacs.retrieve.metadata import metadata_json
-from omipacs.retrieve.pixels import decode_frame
+from omipacs.retrieve.pixels import decode_frame, decode_slot
 from omipacs.retrieve.render import (
+    Viewport,
+    Window,
     parse_quality_param,
     parse_viewport_param,
     parse_window_param,
@@ -302,6 +304,19 @@ def _render(loc: InstanceLocation, frame: int | None, *, thumbnail: bool) -> Res
         frame = (loc.number_of_frames + 1) // 2 if thumbnail else 1
     if not 1 <= frame <= loc.number_of_frames:
         raise NotFound(f"frame {frame} does not exist")
+    with decode_slot():  # the decoded frame and its rendering count as one decode
+        return _render_decoded(loc, frame, media, window, viewport, quality, thumbnail)
+
+
+def _render_decoded(
+    loc: InstanceLocation,
+    frame: int,
+    media: str,
+    window: Window | None,
+    viewport: Viewport | None,
+    quality: int | None,
+    thumbnail: bool,
+) -> Response:
     svc = services()
     header = headers_cache().get(svc.blobs, loc)
     pixels = decode_frame(header, frame_io.read_frame(svc.blobs, loc, frame), loc.transfer_syntax)

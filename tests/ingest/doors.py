@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from pynetdicom import AE
+from pydicom.filereader import read_file_meta_info
+from pynetdicom import AE, _config
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from sqlalchemy import func, select
 
@@ -41,23 +42,32 @@ class Told:
         return self.status == 0
 
 
-def scu(ae_title: str = "PYNETDICOM") -> AE:
-    """An SCU proposing every storage class in every accepted transfer syntax."""
+def scu(ae_title: str = "PYNETDICOM", sop_class: str | None = None) -> AE:
+    """An SCU proposing ``sop_class`` (else the first storage class) once per accepted
+    transfer syntax, so whatever syntax a file is in has its own accepted context."""
     ae = AE(ae_title=ae_title)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
     ae.add_requested_context(Verification)
-    for sop_class in STORAGE_SOP_CLASSES:
-        ae.add_requested_context(sop_class, list(ACCEPTED_TRANSFER_SYNTAXES))
+    for syntax in ACCEPTED_TRANSFER_SYNTAXES:
+        ae.add_requested_context(sop_class or next(iter(STORAGE_SOP_CLASSES)), syntax)
     return ae
 
 
 def c_store(port: int, path: Path, ae_title: str = "PYNETDICOM") -> Told:
-    """C-STORE the file (pynetdicom sends its data set bytes as they are in the file).
+    """C-STORE the file, its data set bytes sent as they are in the file (pynetdicom's
+    STORE_SEND_CHUNKED_DATASET), not decoded and re-encoded by the SCU.
 
     A file pynetdicom itself cannot read the meta of never leaves the client: that is
     reported as status -1 (nothing reached the archive).
     """
-    assoc = scu(ae_title).associate("127.0.0.1", port, ae_title="OMIPACS")
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    try:
+        sop_class = str(read_file_meta_info(path).MediaStorageSOPClassUID)
+    except Exception:
+        return Told("c-store", -1)
+    if sop_class not in STORAGE_SOP_CLASSES:
+        sop_class = next(iter(STORAGE_SOP_CLASSES))
+    assoc = scu(ae_title, sop_class).associate("127.0.0.1", port, ae_title="OMIPACS")
     assert assoc.is_established, "association was not accepted"
     try:
         try:

@@ -7,7 +7,6 @@ Every case is sent by a real peer (pynetdicom, HTTP, ``omipacs import``) to an
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,9 @@ from omipacs.errors import DimseStatus
 from omipacs.services import Services
 from tests.conftest import ServerProcess
 from tests.ingest import doors
+from tests.ingest.malformed import with_syntax
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def archive(server: ServerProcess) -> Iterator[Services]:
-    svc = Services.create(server.settings, migrate=False)
-    yield svc
-    svc.close()
 
 
 def _mammo_bytes() -> bytes:
@@ -58,19 +51,7 @@ def deflate_bomb(inflated_bytes: int) -> bytes:
     for _ in range(inflated_bytes >> 20):
         stream += comp.compress(chunk)
     stream += comp.compress(bytes(inflated_bytes & ((1 << 20) - 1))) + comp.flush()
-    return _with_syntax(plain[:offset], DeflatedExplicitVRLittleEndian) + stream
-
-
-def _with_syntax(head: bytes, syntax: str) -> bytes:
-    """Preamble + meta of ``head`` with its TransferSyntaxUID replaced (lengths fixed)."""
-    old_at = head.index(b"\x02\x00\x10\x00UI")
-    old_len = struct.unpack("<H", head[old_at + 6 : old_at + 8])[0]
-    value = syntax.encode() + (b"\x00" if len(syntax) % 2 else b"")
-    elem = b"\x02\x00\x10\x00UI" + struct.pack("<H", len(value)) + value
-    out = head[:old_at] + elem + head[old_at + 8 + old_len :]
-    gl_at = out.index(b"\x02\x00\x00\x00UL")
-    group_length = len(out) - (gl_at + 12)
-    return out[: gl_at + 8] + struct.pack("<L", group_length) + out[gl_at + 12 :]
+    return with_syntax(plain[:offset], DeflatedExplicitVRLittleEndian) + stream
 
 
 def test_deflate_is_refused_before_inflation_on_every_door(
@@ -81,7 +62,7 @@ def test_deflate_is_refused_before_inflation_on_every_door(
     # Not even valid zlib: inflating would fail as 0xC000, so 0xC122 proves no inflation.
     plain = _mammo_bytes()
     meta_end = plain.index(b"\x08\x00", 132)
-    garbage = _with_syntax(plain[:meta_end], DeflatedExplicitVRLittleEndian) + b"\xff" * 300
+    garbage = with_syntax(plain[:meta_end], DeflatedExplicitVRLittleEndian) + b"\xff" * 300
     for data in (bomb, garbage):
         told = doors.stow_one(server.base_url, data)
         assert told.status == DimseStatus.TRANSFER_SYNTAX_NOT_SUPPORTED, told

@@ -190,3 +190,34 @@ def test_header_without_image_pixel_module_is_not_acceptable() -> None:
     del ds.Rows
     with pytest.raises(NotAcceptable, match="Rows"):
         decode_frame(ds, native_frame(arr[0]), ExplicitVRLittleEndian)
+
+
+def test_decode_slots_bound_concurrent_decodes_and_are_reentrant() -> None:
+    import threading
+
+    from omipacs.errors import ServerBusy
+    from omipacs.retrieve.pixels import configure_decodes, decode_slot
+
+    configure_decodes(1, 0.2)
+    try:
+        holding, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with decode_slot():
+                holding.set()
+                release.wait(10)
+
+        worker = threading.Thread(target=hold)
+        worker.start()
+        assert holding.wait(10)
+        with pytest.raises(ServerBusy) as info:
+            with decode_slot():
+                pass
+        assert info.value.http_status == 503
+        release.set()
+        worker.join(10)
+        with decode_slot():
+            with decode_slot():  # the same thread may nest (render around decode)
+                pass
+    finally:
+        configure_decodes(2, 20.0)
