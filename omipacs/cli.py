@@ -531,6 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
     from omipacs import cli_dimse
 
     cli_dimse.register(sub)
+
+    from omipacs import access_cli
+
+    access_cli.register(sub)
     return parser
 
 
@@ -551,6 +555,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         console.print(f"[red]configuration error:[/] {exc.reason}")
         return 2
+    except OmipacsError as exc:
+        console.print(f"[red]error:[/] {exc.reason}")
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,7 @@ from rich.table import Table
 from omipacs import config
 from omipacs.bootstrap import open_archive
 from omipacs.errors import ConfigurationError, InvalidQuery, OmipacsError
+from omipacs.index.visibility import Visibility
 from omipacs.query.attributes import BY_KEYWORD
 from omipacs.query.params import QidoQuery, key_filter
 from omipacs.retrieve.locate import locate_matching
@@ -44,13 +45,13 @@ def cmd_send(args: argparse.Namespace) -> int:
             except InvalidQuery as exc:
                 console.print(f"[red]{exc.reason}[/]")
                 return 2
-        restrict = None
+        restrict: Visibility | None = None
         if args.cohort is not None:
             from omipacs.clinical.cohorts import cohort_restriction, get_cohort
 
             with services.sessions() as session:
                 get_cohort(session, args.cohort, with_members=False)
-            restrict = cohort_restriction(args.cohort)
+            restrict = Visibility(study=cohort_restriction(args.cohort))
         query = QidoQuery(level="instance", filters=tuple(filters), limit=1)
         with services.sessions() as session:
             locations = locate_matching(session, query, restrict=restrict)

@@ -99,7 +99,7 @@ class HttpSettings:
     port: int = 8042
     base_path: str = "/dicom-web"
     insecure: bool = False
-    """Allow binding to a non-loopback address without authentication (logged loudly)."""
+    """Ignored: a non-loopback address needs ``[auth] mode = "token"``."""
     threads: int = 8
     cors_origins: tuple[str, ...] = ()
     """Web origins (``https://viewer.example.org``) allowed to call the archive from a
@@ -214,6 +214,46 @@ class DeidSettings:
 
 
 @dataclass(frozen=True)
+class OidcSettings:
+    """An OpenID Connect issuer whose JWTs are accepted as bearer tokens."""
+
+    issuer: str = ""
+    """Empty: no single sign-on."""
+    audience: str = ""
+    jwks_url: str = ""
+    claim: str = "email"
+    """The claim naming the user: matched with the user's email or OIDC subject."""
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Who may use the archive over HTTP (see docs/access.md)."""
+
+    mode: str = "none"
+    """``token``: every request needs ``Authorization: Bearer``; ``none``: a single-user
+    local install (the demo), refused on a non-loopback address."""
+    cache_seconds: float = 2.0
+    """How long a resolved token is reused: revocations take effect within this time."""
+    oidc: OidcSettings = field(default_factory=OidcSettings)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("token", "none"):
+            raise ConfigurationError(f"auth.mode: expected token or none, got {self.mode!r}")
+        if self.oidc.issuer and not (self.oidc.audience and self.oidc.jwks_url):
+            raise ConfigurationError("auth.oidc: issuer needs audience and jwks_url")
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """The audit trail of access decisions and data access."""
+
+    file: Path | None = None
+    """JSON-lines copy of every event (default <storage.root>/audit/audit.jsonl)."""
+    batch_seconds: float = 0.5
+    """Events are written to the index in batches at most this far apart."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, as one frozen value."""
 
@@ -223,6 +263,8 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     retrieve: RetrieveSettings = field(default_factory=RetrieveSettings)
     deid: DeidSettings = field(default_factory=DeidSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     @property
     def database_url(self) -> str:

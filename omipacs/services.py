@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from omipacs.access.audit import AuditLog
 from omipacs.blobs.base import BlobStore
 from omipacs.blobs.filesystem import FilesystemBlobStore
 from omipacs.config import Settings
@@ -36,6 +37,8 @@ class Services:
     blobs: BlobStore
     spool: Spool
     pipeline: IngestPipeline
+    audit: AuditLog | None = None
+    """The audit trail (None only for services opened without one, e.g. read-only tools)."""
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -74,12 +77,27 @@ class Services:
             cleaner=cleaner,
             quarantine=quarantine,
         )
+        audit = AuditLog(
+            write_sessions,
+            settings.audit.file or root / "audit" / "audit.jsonl",
+            batch_seconds=settings.audit.batch_seconds,
+        )
         return cls(
-            settings, engine, db.make_sessionmaker(engine), write_sessions, blobs, spool, pipeline
+            settings,
+            engine,
+            db.make_sessionmaker(engine),
+            write_sessions,
+            blobs,
+            spool,
+            pipeline,
+            audit,
         )
 
     def close(self) -> None:
-        """Release database connections."""
+        """Write the queued audit events and release database connections."""
+        if self.audit is not None:
+            self.audit.close()
+            self.audit = None
         self.engine.dispose()
 
 

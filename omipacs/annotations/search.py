@@ -38,6 +38,7 @@ from omipacs.clinical.models import Client
 from omipacs.clinical.tally import change_client, ensure_client
 from omipacs.errors import BadRequest
 from omipacs.index.models import Instance, Patient, Series, Study
+from omipacs.index.visibility import Visibility
 
 MAX_LIMIT: Final = 10_000
 DEFAULT_LIMIT: Final = 100
@@ -196,6 +197,7 @@ def search_marks(
     current: bool | None = True,
     limit: int | None = DEFAULT_LIMIT,
     offset: int = 0,
+    restrict: Visibility | None = None,
 ) -> list[MarkRecord]:
     """Marks matching the filters (module notes); ``current=None`` includes superseded.
 
@@ -209,6 +211,9 @@ def search_marks(
     if offset < 0:
         raise BadRequest("offset must not be negative")
     stmt = _base()
+    condition_ = restrict.at("instance") if restrict is not None else None
+    if condition_ is not None:  # only marks on images the caller may see
+        stmt = stmt.where(condition_)
     if client is not None:
         stmt = stmt.where(Patient.patient_id == client)
     if study_uid is not None:
@@ -235,9 +240,11 @@ def search_marks(
     return [_record(row) for row in session.execute(stmt)]
 
 
-def marks_for_study(session: Session, study_uid: str) -> list[MarkRecord]:
-    """The current marks on the images of one study."""
-    return search_marks(session, study_uid=study_uid, limit=None)
+def marks_for_study(
+    session: Session, study_uid: str, *, restrict: Visibility | None = None
+) -> list[MarkRecord]:
+    """The current marks on the images of one study (that the caller may see)."""
+    return search_marks(session, study_uid=study_uid, limit=None, restrict=restrict)
 
 
 def marks_for_image(

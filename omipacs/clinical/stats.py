@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from omipacs.clinical.codes import CASE_OUTCOME_ORDER, CaseOutcome
@@ -130,19 +130,41 @@ def client_counts(session: Session) -> Counter[ClientKey]:
     return counts
 
 
-def stats(session: Session) -> StatsTables:
-    """The summary tables of the archive as it is now (read-only)."""
-    counts = client_counts(session)
+def member_counts(session: Session, clients: ColumnElement[bool]) -> Counter[ClientKey]:
+    """Clients per key among those ``clients`` (a condition on ``Client.client_id``)
+    selects: a licence's cohort members, counted from their own rows."""
+    rows = session.execute(
+        select(Client.outcome, Client.has_2d, Client.has_3d, Client.is_marked, func.count())
+        .where(clients)
+        .group_by(Client.outcome, Client.has_2d, Client.has_3d, Client.is_marked)
+    ).all()
+    return Counter(
+        {ClientKey(o, bool(two), bool(three), bool(m)): int(n) for o, two, three, m, n in rows}
+    )
+
+
+def stats(
+    session: Session,
+    *,
+    clients: ColumnElement[bool] | None = None,
+    tables: frozenset[str] = frozenset({"2d", "3d", "marked"}),
+) -> StatsTables:
+    """The summary tables of the archive as it is now (read-only).
+
+    ``clients`` limits them to some clients (a licence's members); a table not in
+    ``tables`` (a data type the caller's licence lacks) is left empty.
+    """
+    counts = client_counts(session) if clients is None else member_counts(session, clients)
     two: Counter[CaseOutcome] = Counter()
     three: Counter[CaseOutcome] = Counter()
     marked: Counter[CaseOutcome] = Counter()
     for key, n in counts.items():
         outcome = CaseOutcome(key.outcome)
-        if key.has_2d:
+        if key.has_2d and "2d" in tables:
             two[outcome] += n
-        if key.has_3d:
+        if key.has_3d and "3d" in tables:
             three[outcome] += n
-        if key.is_marked:
+        if key.is_marked and "marked" in tables:
             marked[outcome] += n
     return StatsTables(
         two_d=StatsTable("2d", "2D images", dict(two), dict(OUTCOME_LABELS)),

@@ -118,8 +118,9 @@ def _studies(session: Session, client: Client) -> dict[int | None, list[Timeline
         .outerjoin(Series, Series.study_pk == Study.pk)
         .outerjoin(Instance, Instance.series_pk == Series.pk)
         .where(Study.patient_pk == client.patient_pk)
-        .group_by(Study.pk, Study.study_instance_uid, Study.study_date, StudyLink.episode_pk,
-                  StudyLink.method, StudyLink.event_kinds)
+        # Grouped by the primary keys: the other columns depend on them (and a JSON
+        # column cannot be grouped on PostgreSQL).
+        .group_by(Study.pk, StudyLink.study_pk)
         .order_by(Study.study_date, Study.pk)
     ).all()
     grouped: dict[int | None, list[TimelineStudy]] = defaultdict(list)

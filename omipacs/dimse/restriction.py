@@ -10,12 +10,11 @@ mapping sees the whole archive, which is what the allow-list grants today.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement
-
+from omipacs.index.visibility import Visibility
 from omipacs.services import Services
 
 
-def dimse_restriction(services: Services, calling_ae: str) -> ColumnElement[bool] | None:
+def dimse_restriction(services: Services, calling_ae: str) -> Visibility | None:
     """The condition on ``Study`` (and its parents) for ``calling_ae``; None: everything.
 
     Only allow-listed peers reach a handler (others are refused at association), so

@@ -38,10 +38,10 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 from omipacs.errors import InvalidQuery, TooManyMatches
+from omipacs.index.visibility import Visibility
 from omipacs.query.attributes import BY_KEYWORD, Attribute, Level, UnknownAttribute, rank, resolve
 from omipacs.query.params import MAX_PARAMETERS, Filter, QidoQuery, key_filter
 from omipacs.query.search import search
@@ -230,7 +230,7 @@ def find(
     *,
     ae_title: str,
     max_results: int,
-    restrict: ColumnElement[bool] | None = None,
+    restrict: Visibility | None = None,
 ) -> Iterator[Dataset]:
     """Every match of ``request`` as a response identifier, a page at a time.
 

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased, join
 
 from omipacs.index.models import Instance, Patient, Series, Study
+from omipacs.index.visibility import InstanceCondition
 from omipacs.query.attributes import Attribute, Level, rank, shallower
 from omipacs.query.params import Between, Equals, Filter, QidoQuery, Term, Wildcard
 
@@ -77,8 +78,26 @@ def _parent_key(alias: Any, level: Level) -> Any:
     )
 
 
-def subtree(anchor: Level, source: Level) -> Subtree:
-    """The rows from one level below ``anchor`` down to ``source``, as fresh aliases."""
+def _visible_below(alias: Any, level: Level, visible: InstanceCondition) -> ColumnElement[bool]:
+    """The row ``alias`` (a series or study) has at least one visible instance."""
+    i = aliased(Instance)
+    if level == "series":
+        from_: Any = i
+        link = i.series_pk == alias.pk
+    else:
+        s = aliased(Series)
+        from_ = join(i, s, i.series_pk == s.pk)
+        link = s.study_pk == alias.pk
+    return select(literal(1)).select_from(from_).where(link, visible(i)).correlate(alias).exists()
+
+
+def subtree(anchor: Level, source: Level, visible: InstanceCondition | None = None) -> Subtree:
+    """The rows from one level below ``anchor`` down to ``source``, as fresh aliases.
+
+    With ``visible`` (the caller's instance condition, see
+    :class:`omipacs.index.visibility.Visibility`) only visible instances, and series,
+    studies holding at least one, are in the subtree.
+    """
     if rank(source) <= rank(anchor):
         raise ValueError("the source of a subquery must be below its anchor")
     levels = [lvl for lvl in _BELOW if rank(anchor) < rank(lvl) <= rank(source)]
@@ -88,6 +107,14 @@ def subtree(anchor: Level, source: Level) -> Subtree:
         from_ = join(tables[child], from_, _parent_key(tables[child], child) == tables[parent].pk)
     top = _MODELS[anchor]
     link = _parent_key(tables[levels[0]], levels[0]) == top.pk
+    if visible is not None:
+        deepest = levels[-1]
+        seen = (
+            visible(tables["instance"])
+            if deepest == "instance"
+            else _visible_below(tables[deepest], deepest, visible)
+        )
+        link = and_(link, seen)
     return Subtree(tables, from_, link, top)
 
 
@@ -96,10 +123,10 @@ def column_in(column: Any, tables: Mapping[str, Any]) -> Any:
     return getattr(tables[column.class_.__tablename__], column.key)
 
 
-def count_expression(attr: Attribute) -> Any:
+def count_expression(attr: Attribute, visible: InstanceCondition | None = None) -> Any:
     """Correlated COUNT of the rows a Number of ... Related ... attribute counts."""
     assert attr.count is not None
-    tree = subtree(attr.level, attr.count)
+    tree = subtree(attr.level, attr.count, visible)
     return (
         select(func.count())
         .select_from(tree.from_)
@@ -190,10 +217,12 @@ def term_condition(
     return result
 
 
-def match_expression(attr: Attribute, tables: Mapping[str, Any]) -> Any:
+def match_expression(
+    attr: Attribute, tables: Mapping[str, Any], visible: InstanceCondition | None = None
+) -> Any:
     """The column a key is compared with: the upper-cased copy for person names."""
     if attr.count is not None:
-        return count_expression(attr)
+        return count_expression(attr, visible)
     if attr.vr == "PN":
         if attr.search_column is not None:
             return column_in(attr.search_column, tables)
@@ -202,10 +231,15 @@ def match_expression(attr: Attribute, tables: Mapping[str, Any]) -> Any:
 
 
 def filter_condition(
-    f: Filter, tables: Mapping[str, Any], *, dialect: str, fuzzy: bool
+    f: Filter,
+    tables: Mapping[str, Any],
+    *,
+    dialect: str,
+    fuzzy: bool,
+    visible: InstanceCondition | None = None,
 ) -> ColumnElement[bool]:
     """The condition of one matching key, reading columns from ``tables``."""
-    expr = match_expression(f.attribute, tables)
+    expr = match_expression(f.attribute, tables, visible)
     if f.uids:
         return expr.in_(f.uids) if len(f.uids) > 1 else expr == f.uids[0]  # type: ignore[no-any-return]
     if not f.terms:
@@ -215,9 +249,15 @@ def filter_condition(
 
 
 def _exists(
-    filters: Sequence[Filter], anchor: Level, source: Level, *, dialect: str, fuzzy: bool
+    filters: Sequence[Filter],
+    anchor: Level,
+    source: Level,
+    *,
+    dialect: str,
+    fuzzy: bool,
+    visible: InstanceCondition | None,
 ) -> ColumnElement[bool]:
-    tree = subtree(anchor, source)
+    tree = subtree(anchor, source, visible)
     tables = {**OUTER[anchor], **tree.tables}
     conds = [filter_condition(f, tables, dialect=dialect, fuzzy=fuzzy) for f in filters]
     return (
@@ -229,8 +269,13 @@ def _exists(
     )
 
 
-def conditions(query: QidoQuery, *, dialect: str) -> list[ColumnElement[bool]]:
-    """Every condition of ``query``: URL UIDs and matching keys (not access control)."""
+def conditions(
+    query: QidoQuery, *, dialect: str, visible: InstanceCondition | None = None
+) -> list[ColumnElement[bool]]:
+    """Every condition of ``query``: URL UIDs and matching keys.
+
+    Access control is not among them; ``visible`` only keeps keys matched below the row
+    (and counts) to the instances the caller may see."""
     level = query.level
     fuzzy = query.fuzzymatching
     conds: list[ColumnElement[bool]] = []
@@ -244,7 +289,9 @@ def conditions(query: QidoQuery, *, dialect: str) -> list[ColumnElement[bool]]:
             continue
         top, attr = f.top, f.attribute
         if attr.count is not None:
-            conds.append(filter_condition(f, OUTER[level], dialect=dialect, fuzzy=fuzzy))
+            conds.append(
+                filter_condition(f, OUTER[level], dialect=dialect, fuzzy=fuzzy, visible=visible)
+            )
             continue
         anchor = shallower(level, top.level)
         if rank(attr.source) <= rank(anchor):
@@ -252,10 +299,14 @@ def conditions(query: QidoQuery, *, dialect: str) -> list[ColumnElement[bool]]:
         elif rank(top.level) > rank(level):
             lower.append(f)
         else:  # a computed attribute of this level or above (ModalitiesInStudy)
-            conds.append(_exists([f], anchor, attr.source, dialect=dialect, fuzzy=fuzzy))
+            conds.append(
+                _exists([f], anchor, attr.source, dialect=dialect, fuzzy=fuzzy, visible=visible)
+            )
     if lower:
         deepest = max((f.attribute.source for f in lower), key=rank)
-        conds.append(_exists(lower, level, deepest, dialect=dialect, fuzzy=fuzzy))
+        conds.append(
+            _exists(lower, level, deepest, dialect=dialect, fuzzy=fuzzy, visible=visible)
+        )
     return conds
 
 

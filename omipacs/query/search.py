@@ -12,9 +12,11 @@ newest stored); series by SeriesNumber; instances by InstanceNumber; each within
 parent's order when the search spans parents, and always ending with the primary key,
 so that two rows never tie and every row appears on exactly one page.
 
-Access control is the caller's ``restrict`` condition, ANDed into the same ``WHERE``
-as the matching keys, so no key (a UID list naming a foreign study, a wild card) can
-reach past it.
+Access control is the caller's ``restrict`` visibility
+(:class:`omipacs.index.visibility.Visibility`): its condition is ANDed into the same
+``WHERE`` as the matching keys, so no key (a UID list naming a foreign study, a wild
+card) can reach past it, and every subquery below the row (counts, computed lists, keys
+of lower levels) sees only the visible instances.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlalchemy import ColumnElement, Select, String, cast, func, literal, selec
 from sqlalchemy.orm import Session
 
 from omipacs.index.models import Instance, Patient, Series, Study
+from omipacs.index.visibility import InstanceCondition, Visibility
 from omipacs.query import matching
 from omipacs.query.attributes import Attribute, Level, leaves, rank, shallower
 from omipacs.query.params import QidoQuery
@@ -109,10 +112,10 @@ def _order(query: QidoQuery, dialect: str) -> list[Any]:
     ]
 
 
-def _aggregate(attr: Attribute, anchor: Level) -> Any:
+def _aggregate(attr: Attribute, anchor: Level, visible: InstanceCondition | None) -> Any:
     """The distinct non-empty values of ``attr`` under the anchor row, joined by
     ``\\`` (string_agg on PostgreSQL, group_concat on SQLite)."""
-    tree = matching.subtree(anchor, attr.source)
+    tree = matching.subtree(anchor, attr.source, visible)
     value = matching.column_in(attr.column, {**matching.OUTER[anchor], **tree.tables})
     present = [value.is_not(None)]
     if matching.is_text(value):
@@ -128,25 +131,29 @@ def _aggregate(attr: Attribute, anchor: Level) -> Any:
     return select(func.aggregate_strings(distinct.c.v, "\\")).scalar_subquery()
 
 
-def _columns(attr: Attribute, level: Level) -> tuple[list[Any], bool]:
+def _columns(
+    attr: Attribute, level: Level, visible: InstanceCondition | None
+) -> tuple[list[Any], bool]:
     """Expressions to select for ``attr`` at ``level``, and whether they are aggregates."""
     if attr.constant is not None:
         return [], False
     if attr.count is not None:
-        return [matching.count_expression(attr)], False
+        return [matching.count_expression(attr, visible)], False
     if attr.items:
         return [path[-1].column for path in leaves(attr)], False
     anchor = shallower(level, attr.level)
     if rank(attr.source) <= rank(anchor):
         return [attr.column], False
-    return [_aggregate(attr, anchor)], True
+    return [_aggregate(attr, anchor, visible)], True
 
 
-def _plan(query: QidoQuery) -> tuple[list[Any], list[_Output]]:
+def _plan(
+    query: QidoQuery, visible: InstanceCondition | None
+) -> tuple[list[Any], list[_Output]]:
     exprs: list[Any] = []
     outputs: list[_Output] = []
     for attr in query.fields:
-        cols, aggregated = _columns(attr, query.level)
+        cols, aggregated = _columns(attr, query.level, visible)
         outputs.append(_Output(attr, len(exprs), len(cols), aggregated))
         exprs.extend(cols)
     if not exprs:  # pragma: no cover - the unique key is always returned
@@ -177,22 +184,15 @@ def _check_restrict(restrict: ColumnElement[bool], level: Level) -> None:
 
 
 def where(
-    query: QidoQuery, *, dialect: str, restrict: ColumnElement[bool] | None = None
+    query: QidoQuery, *, dialect: str, restrict: Visibility | None = None
 ) -> list[ColumnElement[bool]]:
     """Every condition of the search, access restriction included."""
-    conds = matching.conditions(query, dialect=dialect)
-    if restrict is not None and query.level == "patient":
-        # The restriction is on studies: a patient is visible through a visible study.
-        restrict = (
-            select(literal(1))
-            .select_from(Study)
-            .where(Study.patient_pk == Patient.pk, restrict)
-            .correlate(Patient)
-            .exists()
-        )
-    if restrict is not None:
-        _check_restrict(restrict, query.level)
-        conds.append(restrict)
+    visible = restrict.instance if restrict is not None else None
+    conds = matching.conditions(query, dialect=dialect, visible=visible)
+    condition = restrict.at(query.level) if restrict is not None else None
+    if condition is not None:
+        _check_restrict(condition, query.level)
+        conds.append(condition)
     return conds
 
 
@@ -200,7 +200,7 @@ def search(
     session: Session,
     query: QidoQuery,
     *,
-    restrict: ColumnElement[bool] | None = None,
+    restrict: Visibility | None = None,
     count_total: bool = False,
 ) -> QidoResult:
     """One page of the matches of ``query``, as DICOM JSON.
@@ -212,15 +212,14 @@ def search(
     query
         From :func:`omipacs.query.params.parse_qido`.
     restrict
-        An extra condition every match must meet (access control: e.g.
-        ``Study.pk.in_(cohort)``); it may use the columns of the searched level and the
-        levels above it.
+        What the caller may see (access control: a cohort's studies, a licence's data
+        types); None for the whole archive.
     count_total
         Also count every match (one more query).
     """
     dialect = session.get_bind().dialect.name
     conds = where(query, dialect=dialect, restrict=restrict)
-    exprs, outputs = _plan(query)
+    exprs, outputs = _plan(query, restrict.instance if restrict is not None else None)
     stmt = (
         _base(select(*exprs), query.level)
         .where(*conds)

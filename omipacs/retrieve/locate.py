@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from omipacs.dicom.uids import is_valid_uid
 from omipacs.errors import NotFound
 from omipacs.index.models import Instance, InstanceMetadata, Patient, Series, Study
+from omipacs.index.visibility import Visibility
 from omipacs.query.params import QidoQuery
 from omipacs.query.search import where
 
@@ -110,7 +111,7 @@ def locate(
     series_uid: str | None = None,
     sop_uid: str | None = None,
     *,
-    restrict: ColumnElement[bool] | None = None,
+    restrict: Visibility | None = None,
     with_frames: bool = True,
 ) -> list[InstanceLocation]:
     """Instances of a study, series or single instance, in series/instance order.
@@ -125,8 +126,9 @@ def locate(
         conds.append(Series.series_instance_uid == series_uid)
     if sop_uid is not None:
         conds.append(Instance.sop_instance_uid == sop_uid)
-    if restrict is not None:
-        conds.append(restrict)
+    condition = restrict.at("instance") if restrict is not None else None
+    if condition is not None:
+        conds.append(condition)
     found = _locations(session, conds, with_frames=with_frames)
     if not found:
         raise NotFound("no such resource")
@@ -134,7 +136,7 @@ def locate(
 
 
 def locate_matching(
-    session: Session, query: QidoQuery, *, restrict: ColumnElement[bool] | None = None
+    session: Session, query: QidoQuery, *, restrict: Visibility | None = None
 ) -> list[InstanceLocation]:
     """The stored instances an instance-level query matches (C-MOVE and C-GET
     identifiers, study lists to send), through the query service's own conditions, so

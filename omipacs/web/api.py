@@ -12,7 +12,10 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, request
+from sqlalchemy import select
 
+from omipacs.access.policy import readable_cohorts
+from omipacs.access.scopes import Scope
 from omipacs.annotations.importer import import_marks
 from omipacs.annotations.search import marks_for_study, search_marks
 from omipacs.clinical.cohorts import (
@@ -23,11 +26,12 @@ from omipacs.clinical.cohorts import (
     save_cohort,
 )
 from omipacs.clinical.importer import import_records
+from omipacs.clinical.models import Client
 from omipacs.clinical.stats import stats
 from omipacs.clinical.timeline import client_timeline, find_priors
 from omipacs.deid.keys import DeidKeys
-from omipacs.errors import BadRequest, ConfigurationError
-from omipacs.web.context import services
+from omipacs.errors import BadRequest, ConfigurationError, NotFound
+from omipacs.web.context import decision, restriction, services
 from omipacs.web.jsonbody import read_json
 
 bp = Blueprint("api", __name__)
@@ -50,10 +54,36 @@ def _body() -> Any:
     return read_json(request, services().settings.http.max_json_bytes)
 
 
+def _stats_tables() -> frozenset[str]:
+    d = decision()
+    shown = {"marked"} if d.has(Scope.MARKS) else set()
+    if d.has(Scope.TWO_D) or d.has(Scope.FOR_PROCESSING):
+        shown.add("2d")
+    if d.has(Scope.THREE_D):
+        shown.add("3d")
+    return frozenset(shown)
+
+
+def _member(client_id: str) -> None:
+    """404 for a client outside the caller's licence."""
+    condition = decision().client_condition(Client.client_id)
+    if condition is None:
+        return
+    with services().sessions() as session:
+        found = session.scalar(
+            select(Client.pk).where(Client.client_id == client_id, condition)
+        )
+    if found is None:
+        raise NotFound("no such client")
+
+
 @bp.get("/stats")
 def get_stats() -> Response:
+    d = decision()
     with services().sessions() as session:
-        tables = stats(session)
+        tables = stats(
+            session, clients=d.client_condition(Client.client_id), tables=_stats_tables()
+        )
     if request.args.get("format") == "csv" or (
         request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
     ):
@@ -63,9 +93,10 @@ def get_stats() -> Response:
 
 @bp.get("/cohorts")
 def cohorts() -> Response:
+    allowed = readable_cohorts(decision())
     with services().sessions() as session:
         found = list_cohorts(session, request.args.get("name"))
-    return _json([c.to_dict() for c in found])
+    return _json([c.to_dict() for c in found if allowed is None or c.id in allowed])
 
 
 @bp.get("/cohorts/query")
@@ -101,6 +132,9 @@ def create_cohort() -> Response:
 @bp.get("/cohorts/<int:cohort_id>")
 def cohort(cohort_id: int) -> Response:
     members = request.args.get("members", "true").lower() != "false"
+    allowed = readable_cohorts(decision())
+    if allowed is not None and cohort_id not in allowed:
+        raise NotFound("no such cohort")
     with services().sessions() as session:
         saved = get_cohort(session, cohort_id, with_members=members)
     return _json(saved.to_dict())
@@ -139,6 +173,9 @@ def post_marks() -> Response:
 @bp.get("/marks")
 def get_marks() -> Response:
     args = request.args
+    clinical = decision().has(Scope.CLINICAL)
+    if not clinical and args.getlist("outcome"):
+        raise NotFound("the licence does not include clinical data")
     with services().sessions() as session:
         found = search_marks(
             session,
@@ -150,24 +187,37 @@ def get_marks() -> Response:
             outcome=args.getlist("outcome") or None,
             limit=_int_arg("limit", 100, 10_000),
             offset=_int_arg("offset", 0, 1 << 62),
+            restrict=restriction(),
         )
-    return _json([m.to_dict() for m in found])
+    return _json([_mark(m.to_dict(), clinical) for m in found])
+
+
+def _mark(doc: dict[str, Any], clinical: bool) -> dict[str, Any]:
+    """A mark as the caller may see it: no outcome or pathology without clinical data."""
+    if not clinical:
+        for key in ("client_outcome", "pathology"):
+            doc.pop(key, None)
+    return doc
 
 
 @bp.get("/studies/<study>/marks")
 def study_marks(study: str) -> Response:
+    clinical = decision().has(Scope.CLINICAL)
     with services().sessions() as session:
-        return _json([m.to_dict() for m in marks_for_study(session, study)])
+        found = marks_for_study(session, study, restrict=restriction())
+    return _json([_mark(m.to_dict(), clinical) for m in found])
 
 
 @bp.get("/clients/<client_id>/timeline")
 def timeline(client_id: str) -> Response:
+    _member(client_id)
     with services().sessions() as session:
         return _json(client_timeline(session, client_id).to_dict())
 
 
 @bp.get("/clients/<client_id>/priors")
 def priors(client_id: str) -> Response:
+    _member(client_id)
     with services().sessions() as session:
         found = find_priors(session, client_id)
     return _json([dataclasses.asdict(p) for p in found])

@@ -8,7 +8,7 @@ from flask import Flask, g
 
 from omipacs.retrieve.frames import HeaderCache
 from omipacs.services import Services
-from omipacs.web import api, capabilities, cors, proxy, qido, stow, wado
+from omipacs.web import admin, api, auth, capabilities, cors, proxy, qido, requests, stow, wado
 from omipacs.web.errors import register_error_handlers
 
 
@@ -21,18 +21,32 @@ def create_app(services: Services) -> Flask:
     base = services.settings.http.base_path.rstrip("/")
     for blueprint in (qido.bp, wado.bp, stow.bp, capabilities.bp):
         app.register_blueprint(blueprint, url_prefix=base)
-        # Each saved cohort is served as its own DICOMweb root showing only its members.
+    for blueprint in (qido.bp, wado.bp, capabilities.bp):
+        # Read-only roots: each saved cohort shows only its members, each licence its
+        # members within its data scopes (what OHIF is pointed at for a researcher).
         app.register_blueprint(
             blueprint, url_prefix=f"/cohorts/<int:cohort_id>{base}", name=f"cohort_{blueprint.name}"
         )
+        app.register_blueprint(
+            blueprint,
+            url_prefix=f"/licences/<int:licence_id>{base}",
+            name=f"licence_{blueprint.name}",
+        )
     app.register_blueprint(api.bp, url_prefix="/api/v1")
+    app.register_blueprint(admin.bp, url_prefix="/api/v1/admin")
+    app.register_blueprint(requests.bp, url_prefix="/api/v1/access-requests")
 
     @app.url_value_preprocessor
-    def _cohort(endpoint: str | None, values: dict[str, Any] | None) -> None:
-        if values and endpoint and endpoint.startswith("cohort_") and "cohort_id" in values:
+    def _root(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        if not values or not endpoint:
+            return
+        if endpoint.startswith("cohort_") and "cohort_id" in values:
             g.cohort_id = values.pop("cohort_id")
+        elif endpoint.startswith("licence_") and "licence_id" in values:
+            g.licence_id = values.pop("licence_id")
 
     cors.install(app, services.settings.http.cors_origins)
     proxy.install(app, services.settings.http)
+    auth.install(app, services)
     register_error_handlers(app)
     return app

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from flask import current_app, g, request
-from sqlalchemy import ColumnElement
 
+from omipacs.access.policy import Decision
+from omipacs.errors import Forbidden
+from omipacs.index.visibility import Visibility
 from omipacs.retrieve.frames import HeaderCache
 from omipacs.services import Services
 from omipacs.web.proxy import base_url
@@ -32,23 +34,19 @@ def dicomweb_base() -> str:
     return base_url(request, root, public_url=svc.settings.http.public_url)
 
 
-def cohort_id() -> int | None:
-    """The cohort whose DICOMweb root this request came through, if any."""
-    value: int | None = g.get("cohort_id")
-    return value
+def decision() -> Decision:
+    """The access decision for this request (made before the view ran)."""
+    found: Decision | None = g.get("decision")
+    if found is None:  # a view reached without the access check: refuse, never serve
+        raise Forbidden("no access decision for this request")
+    return found
 
 
-def restriction() -> ColumnElement[bool] | None:
-    """The condition every query of this request must satisfy (None: whole archive).
+def restriction() -> Visibility:
+    """What this request may see; every query and retrieval applies it.
 
-    Requests under ``/cohorts/{id}/dicom-web`` see only that saved cohort's studies; a
-    cohort that does not exist gives 404, like anything else not visible.
+    The whole archive for admins and curators on ``/dicom-web``; a saved cohort's
+    members under ``/cohorts/{id}/dicom-web``; a licence's members within its data
+    scopes under ``/licences/{id}/dicom-web``.
     """
-    cid = cohort_id()
-    if cid is None:
-        return None
-    from omipacs.clinical.cohorts import cohort_restriction, get_cohort
-
-    with services().sessions() as session:
-        get_cohort(session, cid, with_members=False)
-    return cohort_restriction(cid)
+    return decision().visibility

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, g, jsonify
 from werkzeug.exceptions import HTTPException
 
 from omipacs.errors import OmipacsError
@@ -29,6 +29,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OmipacsError)
     def _ours(exc: OmipacsError) -> Response:
+        g.error_reason = exc.reason  # for the audit trail
         return error_response(exc.http_status, exc.reason)
 
     @app.errorhandler(HTTPException)

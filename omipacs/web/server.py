@@ -1,9 +1,8 @@
 """Serve the Flask app with waitress (a production WSGI server, pure Python).
 
 Secure by default: the server binds to 127.0.0.1 unless configured otherwise, and
-refuses to listen on any other address while no authentication is configured, unless
-``[http] insecure = true`` says so explicitly (logged loudly). Robustness.md F1/F2:
-exposed archives without authentication are how most PACS data leaks happened.
+refuses to listen on any other address unless ``[auth] mode = "token"`` (exposed
+archives without authentication are how most PACS data leaks happened).
 """
 
 from __future__ import annotations
@@ -39,19 +38,18 @@ class HttpServer:
 
 
 def check_exposure(settings: Settings) -> None:
-    """Refuse a non-loopback bind without authentication unless explicitly insecure."""
+    """Refuse a non-loopback bind unless every request must carry a token.
+
+    ``[auth] mode = "none"`` (a single-user local install, such as the demo) answers
+    anyone who reaches the port, so it may only listen on loopback.
+    """
     http = settings.http
-    if is_loopback(http.host):
+    if settings.auth.mode == "token" or is_loopback(http.host):
         return
-    if not http.insecure:
-        raise ConfigurationError(
-            f"refusing to serve DICOMweb on {http.host}: no authentication is configured. "
-            "Bind to 127.0.0.1 behind an authenticating proxy, or set [http] insecure = true"
-        )
-    log.warning(
-        "SERVING DICOMWEB WITHOUT AUTHENTICATION ON %s:%d ([http] insecure = true)",
-        http.host,
-        http.port,
+    raise ConfigurationError(
+        f"refusing to serve DICOMweb on {http.host} with [auth] mode = \"none\": anyone "
+        "reaching the port could read the archive. Set [auth] mode = \"token\" "
+        "(docs/access.md) or bind to 127.0.0.1"
     )
 
 

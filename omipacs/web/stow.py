@@ -24,7 +24,6 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from omipacs.errors import (
-    Forbidden,
     InvalidInstance,
     OmipacsError,
     OutOfResources,
@@ -33,7 +32,7 @@ from omipacs.errors import (
 )
 from omipacs.ingest.origin import stow_origin
 from omipacs.ingest.result import IngestOutcome
-from omipacs.web.context import cohort_id, dicomweb_base, services
+from omipacs.web.context import dicomweb_base, services
 from omipacs.web.media import parse_content_type
 from omipacs.web.multipart import boundary_from_content_type, iter_parts
 
@@ -93,8 +92,6 @@ def _status(stored: int, failures: list[OmipacsError]) -> int:
 
 
 def _store(study: str | None) -> Response:
-    if cohort_id() is not None:
-        raise Forbidden("a cohort's DICOMweb root is read-only")
     boundary = _check_request()
     svc = services()
     http = svc.settings.http

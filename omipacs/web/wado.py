@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from omipacs.access.scopes import Scope
 from omipacs.annotations.draw import marks_requested, render_marked
 from omipacs.blobs.base import BlobStore
 from omipacs.errors import BadRequest, NotAcceptable, NotFound, RangeNotSatisfiable
@@ -30,7 +31,7 @@ from omipacs.retrieve.render import (
 from omipacs.retrieve.transcode import transcode_frame, transcode_instance
 from omipacs.web import negotiate
 from omipacs.web.body import FileRange, Piece, SegmentedBody, assemble
-from omipacs.web.context import dicomweb_base, headers_cache, restriction, services
+from omipacs.web.context import decision, dicomweb_base, headers_cache, restriction, services
 from omipacs.web.multipart import PART_END, MultipartWriter
 
 bp = Blueprint("wado", __name__)
@@ -320,8 +321,9 @@ def _render_decoded(
     svc = services()
     header = headers_cache().get(svc.blobs, loc)
     pixels = decode_frame(header, frame_io.read_frame(svc.blobs, loc, frame), loc.transfer_syntax)
-    if marks_requested(request.args):
-        # Draw the expert marks over the picture (marks can change: do not cache).
+    if marks_requested(request.args) and decision().has(Scope.MARKS):
+        # Draw the expert marks over the picture (marks can change: do not cache);
+        # without the marks scope they do not exist for the caller.
         with svc.sessions() as session:
             image = render_marked(
                 session,

@@ -33,6 +33,7 @@ from omipacs.demo.generate import DemoClient, DemoManifest, DemoStudy, plan_demo
 from omipacs.demo.vendors import VENDORS
 from omipacs.errors import BadRequest, NotFound
 from omipacs.index.models import Study
+from omipacs.index.visibility import Visibility
 from omipacs.retrieve.locate import locate
 from omipacs.services import Services
 from tests.clinical import synth
@@ -300,12 +301,12 @@ def test_saved_cohort_members_hash_and_restriction(archive: Archive) -> None:
             cohort_restriction(first.id))))
         assert visible == {u for _, u in expected}
         member_uid = sorted(visible)[0]
-        assert locate(s, member_uid, restrict=cohort_restriction(first.id))
+        assert locate(s, member_uid, restrict=Visibility(study=cohort_restriction(first.id)))
         outsider = next(u for u in s.scalars(select(Study.study_instance_uid))
                         if u not in visible)
         assert locate(s, outsider)  # the study exists...
         with pytest.raises(NotFound):  # ...but not through the cohort's root
-            locate(s, outsider, restrict=cohort_restriction(first.id))
+            locate(s, outsider, restrict=Visibility(study=cohort_restriction(first.id)))
         with pytest.raises(NotFound):
             get_cohort(s, 10_000)
 

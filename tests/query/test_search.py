@@ -9,6 +9,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy import ColumnElement, select
 
 from omipacs.index.models import Instance, Series, Study
+from omipacs.index.visibility import Visibility
 from omipacs.query.attributes import Level
 from omipacs.query.params import MAX_OFFSET, parse_qido
 from omipacs.query.search import QidoResult, search
@@ -24,7 +25,7 @@ def run(
     params: Params,
     level: Level = "study",
     *,
-    restrict: ColumnElement[bool] | None = None,
+    restrict: Visibility | None = None,
     count_total: bool = False,
     **kw: Any,
 ) -> QidoResult:
@@ -134,7 +135,7 @@ def test_study_attributes_are_not_narrowed_by_a_match(archive: Archive) -> None:
 
 def test_counts_see_rows_outside_a_restriction_of_the_same_study(archive: Archive) -> None:
     # A restriction on studies leaves each visible study's counts whole.
-    keep = Study.study_instance_uid == uid("1")
+    keep = Visibility(study=Study.study_instance_uid == uid("1"))
     (study,) = run(archive, [], restrict=keep).items
     assert study["00201208"]["Value"] == [4]
 
@@ -258,9 +259,9 @@ def test_includefield(archive: Archive, params: Params, keys: set[str]) -> None:
 # Access restriction
 
 
-def _studies(*labels_: str) -> ColumnElement[bool]:
+def _studies(*labels_: str) -> Visibility:
     cohort = select(Study.pk).where(Study.study_instance_uid.in_([uid(s) for s in labels_]))
-    return Study.pk.in_(cohort)
+    return Visibility(study=Study.pk.in_(cohort))
 
 
 RESTRICTED: list[tuple[Level, Params]] = [
@@ -292,7 +293,8 @@ def test_restrict_on_a_url_study_outside_it(archive: Archive) -> None:
 
 
 def test_restrict_at_series_level(archive: Archive) -> None:
-    keep = Series.series_instance_uid == uid("2.2")
+    series = select(Series.pk).where(Series.series_instance_uid == uid("2.2"))
+    keep = Visibility(instance=lambda i: i.series_pk.in_(series))
     result = run(archive, [], "instance", restrict=keep)
     assert labels(result, "instance") == ["2.2.2", "2.2.1"]
 
@@ -309,7 +311,38 @@ def test_restrict_on_unjoined_rows_is_refused(
     archive: Archive, level: Level, restrict: ColumnElement[bool]
 ) -> None:
     with pytest.raises(ValueError):
-        run(archive, [], level, restrict=restrict)
+        run(archive, [], level, restrict=Visibility(study=restrict))
+
+
+# Instance visibility (a licence's data types): rows, counts and lists below a row
+
+
+def _only_sop_classes(*classes: str) -> Visibility:
+    return Visibility(instance=lambda i: i.sop_class_uid.in_(classes))
+
+
+DBT = "1.2.840.10008.5.1.4.1.1.13.1.3"
+
+
+def test_instance_visibility_hides_rows_and_shrinks_counts(archive: Archive) -> None:
+    # Only tomosynthesis visible: study 2 alone, with its one DBT series and instance.
+    vis = _only_sop_classes(DBT)
+    params = [("includefield", "all")]
+    (study,) = run(archive, params, restrict=vis, count_total=True).items
+    assert label(study["0020000D"]["Value"][0]) == "2"
+    assert study["00201208"]["Value"] == [1]  # NumberOfStudyRelatedInstances
+    assert study["00201206"]["Value"] == [1]  # NumberOfStudyRelatedSeries
+    assert study["00080062"]["Value"] == [DBT]  # SOPClassesInStudy
+    assert labels(run(archive, [], "series", restrict=vis), "series") == ["2.1"]
+    assert labels(run(archive, [], "instance", restrict=vis), "instance") == ["2.1.1"]
+
+
+def test_keys_below_the_row_match_only_visible_instances(archive: Archive) -> None:
+    # Study 2 has an SC (OT) series; with only DBT visible it must not be found by it.
+    vis = _only_sop_classes(DBT)
+    assert run(archive, [("ModalitiesInStudy", "OT")], restrict=vis).items == []
+    assert run(archive, [("Modality", "OT")], restrict=vis).items == []
+    assert run(archive, [("Modality", "OT")]).items  # it is there for everyone else
 
 
 def test_mammography_example(archive: Archive) -> None:

@@ -95,14 +95,14 @@ def test_cohort_root_never_returns_non_members(archive: tuple[FlaskClient, Servi
     # And members are served in full.
     member = sorted(members)[0]
     assert client.get(f"{root}/studies/{member}/metadata").status_code == 200
-    # The cohort root is read-only; unknown cohorts are not found.
+    # The cohort root is read-only (no STOW there); unknown cohorts are not found.
     assert (
         client.post(
             f"{root}/studies",
             data=b"",
             headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'},
         ).status_code
-        == 403
+        == 405
     )
     assert client.get("/cohorts/999999/dicom-web/studies").status_code == 404
     with services.sessions() as s:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import omipacs.access.models  # noqa: F401
 import omipacs.annotations.models  # noqa: F401
 import omipacs.clinical.models  # noqa: F401
 from omipacs.index import models

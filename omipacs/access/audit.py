@@ -1,0 +1,181 @@
+"""The audit trail: every access decision and every data access, kept twice.
+
+Each event is appended at once to a JSON-lines file (one ``write`` with ``O_APPEND``,
+so processes sharing the file never interleave lines, and a killed process loses
+nothing it had written) and queued for the ``audit_event`` table, which a background
+thread fills in batches. Batching keeps the cost on the request path to building a
+small dict and one system call: the QIDO and WADO benchmarks measure it
+(``tests/benchmarks/bench_access.py``). The table is append-only (the migration's
+triggers refuse UPDATE and DELETE).
+
+Nothing identifying is recorded: resources are the archive's pseudonymous UIDs and IDs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from omipacs.access.models import AuditEvent, Token
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One event, as written to both places."""
+
+    at: datetime
+    user_email: str
+    token_prefix: str
+    licence_pk: int | None
+    remote: str
+    door: str
+    """http, dimse, cli, export."""
+    action: str
+    resource: str
+    outcome: str
+    """allowed or denied."""
+    reason: str = ""
+    status: int | None = None
+    bytes_sent: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON object (time in ISO 8601, UTC)."""
+        doc = asdict(self)
+        doc["at"] = self.at.isoformat(timespec="milliseconds") + "Z"
+        return doc
+
+
+class AuditLog:
+    """Writes audit records to the JSON-lines file now and to the index soon after."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        path: Path,
+        *,
+        batch_seconds: float = 0.5,
+    ) -> None:
+        self._sessions = sessions
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._queue: queue.SimpleQueue[tuple[AuditRecord, int | None] | None] = (
+            queue.SimpleQueue()
+        )
+        self._batch_seconds = batch_seconds
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._thread = threading.Thread(target=self._run, name="audit", daemon=True)
+        self._thread.start()
+
+    def record(self, event: AuditRecord, *, token_id: int | None = None) -> None:
+        """Append ``event`` (and note the token's use)."""
+        line = json.dumps(event.to_json(), separators=(",", ":")) + "\n"
+        os.write(self._fd, line.encode("utf-8"))
+        with self._idle:
+            self._pending += 1
+        self._queue.put((event, token_id))
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every recorded event is in the index."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+
+    def close(self) -> None:
+        """Write what is queued and stop."""
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+        os.close(self._fd)
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            batch: list[tuple[AuditRecord, int | None]] = []
+            if item is None:
+                stop = True
+            else:
+                batch.append(item)
+                # Gather whatever else arrives within the batch window.
+                deadline = self._batch_seconds
+                while len(batch) < 500:
+                    try:
+                        more = self._queue.get(timeout=deadline)
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                    deadline = 0.05
+            if batch:
+                self._write(batch)
+
+    def _write(self, batch: Sequence[tuple[AuditRecord, int | None]]) -> None:
+        try:
+            with self._sessions.begin() as session:
+                session.execute(insert(AuditEvent), [asdict(e) for e, _ in batch])
+                used = {t for _, t in batch if t is not None}
+                if used:
+                    last = max(e.at for e, _ in batch)
+                    session.execute(
+                        update(Token).where(Token.pk.in_(used)).values(last_used_at=last)
+                    )
+        except Exception:  # the JSON-lines file still has them; say so loudly
+            log.exception("could not write %d audit events to the index", len(batch))
+        finally:
+            with self._idle:
+                self._pending -= len(batch)
+                self._idle.notify_all()
+
+
+def query_events(
+    session: Session,
+    *,
+    user: str | None = None,
+    licence: int | None = None,
+    since: datetime | None = None,
+    outcome: str | None = None,
+    limit: int = 1000,
+) -> list[AuditRecord]:
+    """Events matching the filters, oldest first."""
+    stmt = select(AuditEvent).order_by(AuditEvent.pk)
+    if user is not None:
+        stmt = stmt.where(AuditEvent.user_email == user.lower())
+    if licence is not None:
+        stmt = stmt.where(AuditEvent.licence_pk == licence)
+    if since is not None:
+        stmt = stmt.where(AuditEvent.at >= since)
+    if outcome is not None:
+        stmt = stmt.where(AuditEvent.outcome == outcome)
+    rows: Iterable[AuditEvent] = session.scalars(stmt.limit(limit))
+    return [
+        AuditRecord(
+            at=r.at,
+            user_email=r.user_email,
+            token_prefix=r.token_prefix,
+            licence_pk=r.licence_pk,
+            remote=r.remote,
+            door=r.door,
+            action=r.action,
+            resource=r.resource,
+            outcome=r.outcome,
+            reason=r.reason,
+            status=r.status,
+            bytes_sent=r.bytes_sent,
+        )
+        for r in rows
+    ]
