@@ -131,7 +131,10 @@ def open_archive(settings: Settings, *, require_key: bool = True, demo: bool = F
     if not settings.deid.enabled:
         log.warning("de-identification is DISABLED ([deid] enabled = false)")
     elif keys is not None:
-        cleaner = Deidentifier(keys, IdentityMap(identity_path(settings)))
+        cleaner = Deidentifier(
+            keys, IdentityMap(identity_path(settings)),
+            burned_in_allow=settings.deid.burned_in_allow,
+        )
     services = Services.create(
         settings, cleaner=cleaner, quarantine=Quarantine(settings.storage.root)
     )

@@ -201,6 +201,16 @@ class RetrieveSettings:
 
 
 @dataclass(frozen=True)
+class BurnedInAllow:
+    """Instances of a SOP class (and, if given, a manufacturer) whose pixels are known to
+    carry no burned-in text, published without BurnedInAnnotation NO."""
+
+    sop_class_uid: str
+    manufacturer: str = ""
+    """Compared case-insensitively with Manufacturer (0008,0070); empty: any."""
+
+
+@dataclass(frozen=True)
 class DeidSettings:
     """De-identification on ingest."""
 
@@ -211,6 +221,9 @@ class DeidSettings:
     """Environment variable that may hold the secret instead of a file."""
     identity_db: Path | None = None
     """Separate store for the keyed-hash to client-ID map (default storage/identity.sqlite)."""
+    burned_in_allow: tuple[BurnedInAllow, ...] = ()
+    """Classes (US, SC, photographs, ...) that may be published without BurnedInAnnotation
+    NO, by SOP class and manufacturer: only for equipment known not to burn text in."""
 
 
 @dataclass(frozen=True)

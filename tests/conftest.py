@@ -140,8 +140,12 @@ stow_deidentify = {str(settings.http.stow_deidentify).lower()}
 trusted_proxies = {settings.http.trusted_proxies}
 public_url = "{settings.http.public_url}"
 """
+    text += "[deid]\n"
     if settings.deid.key_file:
-        text += f'[deid]\nkey_file = "{settings.deid.key_file}"\n'
+        text += f'key_file = "{settings.deid.key_file}"\n'
+    for allow in settings.deid.burned_in_allow:
+        text += (f'[[deid.burned_in_allow]]\nsop_class_uid = "{allow.sop_class_uid}"\n'
+                 f'manufacturer = "{allow.manufacturer}"\n')
     path.write_text(text)
     return path
 

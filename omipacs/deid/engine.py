@@ -32,7 +32,7 @@ import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
@@ -50,6 +50,7 @@ from omipacs.deid.codes import clean_code_item
 from omipacs.deid.descriptors import is_safe_descriptor, looks_like_identifier
 from omipacs.deid.keys import DeidKeys, load_keys
 from omipacs.deid.nhs import find_nhs_number
+from omipacs.deid.pixels import AllowEntry, BitMask, burned_in_reason, overlay_plan
 from omipacs.deid.profile import DEFAULT_PROFILE, DICOM_UID_ROOT, Op, Option, Profile, Rule
 from omipacs.deid.pseudonyms import (
     ClientPseudonym,
@@ -80,8 +81,6 @@ IMPLEMENTATION_CLASS_UID: Final = "2.25.56039215782721966537957968991317651347"
 """Implementation Class UID written into the File Meta Information of cleaned files."""
 IMPLEMENTATION_VERSION_NAME: Final = "OMIPACS_DEID_1"
 
-SECONDARY_CAPTURE_ROOT: Final = "1.2.840.10008.5.1.4.1.1.7"
-"""Secondary Capture Image Storage; its multi-frame variants are ``.1`` to ``.4``."""
 
 _AGE: Final = re.compile(r"^\d{3}[DWMY]$")
 _DATE_SOURCES: Final = ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
@@ -112,6 +111,8 @@ class DeidResult:
     """The hold waits for its study: filed as soon as an object of the study links it."""
     study_keys: tuple[str, ...] = ()
     """Keyed hashes naming the instance's study (site + Study UID, site + accession)."""
+    pixel_mask: BitMask | None = None
+    """Bits to clear in every native pixel word (overlays hidden in unused bits), if any."""
 
     @property
     def publishable(self) -> bool:
@@ -141,34 +142,19 @@ def _text(ds: Dataset, keyword: str) -> str:
     return "" if value is None else str(value).strip()
 
 
-def quarantine_reason(ds: Dataset) -> str | None:
+def quarantine_reason(ds: Dataset, allow: Iterable[AllowEntry] = ()) -> str | None:
     """Why the pixel data of ``ds`` cannot be published, or ``None``.
 
     PS3.15 E.1.1 note 5 and the Clean Pixel Data Option (E.3.1): identification burned
-    into the pixels must be removed, and omipacs does not edit pixels, so:
-
-    * Burned In Annotation (0028,0301) YES: quarantined;
-    * a value other than YES or NO: quarantined (the sender's claim cannot be read);
-    * absent or empty on a Secondary Capture (1.2.840.10008.5.1.4.1.1.7 and its
-      multi-frame variants), where screen grabs with names are common: quarantined;
-    * Recognizable Visual Features (0028,0302) YES: quarantined.
+    into the pixels must be removed, and omipacs does not edit what an image shows, so
+    an image that may show burned-in text is quarantined
+    (:func:`omipacs.deid.pixels.burned_in_reason`: YES, an unreadable value, or no
+    explicit NO on a class that commonly burns text in, unless ``allow`` lists its
+    class and manufacturer), as is one with Recognizable Visual Features YES.
 
     Reasons are fixed strings and never echo a value from the data set.
     """
-    burned_in = _text(ds, "BurnedInAnnotation").upper()
-    sop_class = _text(ds, "SOPClassUID")
-    if burned_in == "YES":
-        return "BurnedInAnnotation is YES: the pixel data may show identifying text"
-    if burned_in not in ("", "NO"):
-        return "BurnedInAnnotation is neither YES nor NO"
-    is_sc = sop_class == SECONDARY_CAPTURE_ROOT or sop_class.startswith(
-        SECONDARY_CAPTURE_ROOT + "."
-    )
-    if not burned_in and is_sc:
-        return "secondary capture without BurnedInAnnotation: burned-in text cannot be ruled out"
-    if _text(ds, "RecognizableVisualFeatures").upper() == "YES":
-        return "RecognizableVisualFeatures is YES"
-    return None
+    return burned_in_reason(ds, allow)
 
 
 def check_depth(ds: Dataset, limit: int = MAX_DEPTH) -> None:
@@ -334,6 +320,9 @@ class Deidentifier:
         The profile to apply; :data:`~omipacs.deid.profile.DEFAULT_PROFILE` by default.
     max_depth
         Deepest sequence nesting accepted.
+    burned_in_allow
+        SOP classes and manufacturers published without BurnedInAnnotation NO
+        (``[[deid.burned_in_allow]]``).
 
     Notes
     -----
@@ -347,11 +336,13 @@ class Deidentifier:
         *,
         profile: Profile = DEFAULT_PROFILE,
         max_depth: int = MAX_DEPTH,
+        burned_in_allow: Iterable[AllowEntry] = (),
     ) -> None:
         self.keys = keys
         self.identity = identity
         self.profile = profile
         self.max_depth = max_depth
+        self.burned_in_allow = tuple(burned_in_allow)
 
     @classmethod
     def from_settings(
@@ -364,7 +355,10 @@ class Deidentifier:
         from omipacs.deid.identity import IdentityMap, identity_path
 
         keys = load_keys(settings.deid, environ)
-        return cls(keys, IdentityMap(identity_path(settings)))
+        return cls(
+            keys, IdentityMap(identity_path(settings)),
+            burned_in_allow=settings.deid.burned_in_allow,
+        )
 
     def client_for(
         self, header: Dataset, *, site: str = "", patient_id_is_nhs_number: bool = False
@@ -496,7 +490,10 @@ class Deidentifier:
         nhs_in_id: bool,
         allow_unlinked: bool,
     ) -> DeidResult:
-        reason = quarantine_reason(header)
+        reason = quarantine_reason(header, self.burned_in_allow)
+        syntax = _text(meta, "TransferSyntaxUID") if meta is not None else ""
+        mask, overlay_reason = overlay_plan(header, syntax)
+        reason = reason or overlay_reason
         own = self.client_for(header, site=site, patient_id_is_nhs_number=nhs_in_id)
         client, hold, pending, study_keys = self.resolve_client(
             header, own, site, allow_unlinked=allow_unlinked
@@ -521,7 +518,9 @@ class Deidentifier:
             "de-identified an instance of client %s (linked=%s, quarantine=%s, held=%s): %s",
             client.client_id, client.linked, reason is not None, hold is not None, dict(counts),
         )
-        return DeidResult(out, new_meta, client, reason, counts, hold, pending, study_keys)
+        return DeidResult(
+            out, new_meta, client, reason, counts, hold, pending, study_keys, mask
+        )
 
     def _mark(self, out: Dataset, retained_private: bool) -> None:
         """Set the PS3.15 E.1.1 item 6 attributes and Longitudinal Temporal Info."""

@@ -33,7 +33,7 @@ from omipacs.index.extract import extract
 from omipacs.ingest.origin import IngestOrigin
 from omipacs.ingest.quarantine import Refile
 from omipacs.ingest.result import IngestOutcome, IngestResult
-from omipacs.ingest.rewrite import rewrite
+from omipacs.ingest.rewrite import PixelWordCleaner, rewrite
 from omipacs.ingest.spool import Spool, hash_file, hash_stream, zero_preamble
 from omipacs.ingest.validate import MAX_FRAME_BYTES, validate
 
@@ -60,6 +60,9 @@ class CleanedHeader(Protocol):
 
     @property
     def study_keys(self) -> tuple[str, ...]: ...
+
+    @property
+    def pixel_mask(self) -> PixelWordCleaner | None: ...
 
 
 class HeaderCleaner(Protocol):
@@ -192,7 +195,7 @@ class IngestPipeline:
                 )
             clean_path = self.spool.new_path()
             made.append(clean_path)
-            rewrite(parsed, cleaned.file_meta, cleaned.dataset, clean_path)
+            rewrite(parsed, cleaned.file_meta, cleaned.dataset, clean_path, cleaned.pixel_mask)
             parsed = parse_file(clean_path)
             result = self._store(clean_path, parsed, origin, made)
             if self.quarantine is not None and cleaned.study_keys:

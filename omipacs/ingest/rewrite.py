@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomFileLike
@@ -20,8 +20,27 @@ from pydicom.filewriter import write_dataset, write_file_meta_info
 from omipacs.dicom.parse import ParsedFile
 
 
-def rewrite(parsed: ParsedFile, meta: FileMetaDataset, header: Dataset, dest: Path) -> None:
-    """Write ``dest``: zero preamble, ``meta``, ``header`` and the source's pixel bytes."""
+class PixelWordCleaner(Protocol):
+    """Cleans native pixel words chunk by chunk (overlay bits hidden in unused bits)."""
+
+    @property
+    def word_bytes(self) -> int: ...
+
+    def apply(self, chunk: bytes) -> bytes: ...
+
+
+def rewrite(
+    parsed: ParsedFile,
+    meta: FileMetaDataset,
+    header: Dataset,
+    dest: Path,
+    pixel_words: PixelWordCleaner | None = None,
+) -> None:
+    """Write ``dest``: zero preamble, ``meta``, ``header`` and the source's pixel bytes.
+
+    With ``pixel_words``, a native pixel value is streamed through it instead of being
+    copied verbatim (encapsulated pixel data is always copied).
+    """
     pixel = parsed.pixel
     before = Dataset()
     after = Dataset()
@@ -42,10 +61,35 @@ def rewrite(parsed: ParsedFile, meta: FileMetaDataset, header: Dataset, dest: Pa
         if pixel is not None:
             raw.flush()
             with open(parsed.path, "rb") as src:
-                copy_range(src, raw, pixel.element_offset, pixel.element_end - pixel.element_offset)
+                if pixel_words is not None and pixel.value is not None and not pixel.encapsulated:
+                    head = pixel.value.offset - pixel.element_offset
+                    copy_range(src, raw, pixel.element_offset, head)
+                    _clean_range(src, raw, pixel.value.offset, pixel.value.length, pixel_words)
+                    raw.flush()  # buffered writes land before the kernel copies more
+                    tail = pixel.element_end - pixel.value.offset - pixel.value.length
+                    copy_range(src, raw, pixel.value.offset + pixel.value.length, tail)
+                else:
+                    copy_range(
+                        src, raw, pixel.element_offset, pixel.element_end - pixel.element_offset
+                    )
             if len(after):
                 write_dataset(out, after)
         raw.flush()
+
+
+def _clean_range(
+    src: BinaryIO, dest: BinaryIO, offset: int, length: int, cleaner: PixelWordCleaner
+) -> None:
+    """Append ``length`` bytes of ``src`` from ``offset``, word-aligned chunks cleaned."""
+    chunk_size = (1 << 20) - (1 << 20) % cleaner.word_bytes
+    src.seek(offset)
+    remaining = length
+    while remaining:
+        chunk = src.read(min(remaining, chunk_size))
+        if not chunk:
+            raise OSError("source file shrank while being copied")
+        dest.write(cleaner.apply(chunk))
+        remaining -= len(chunk)
 
 
 def copy_range(src: BinaryIO, dest: BinaryIO, offset: int, length: int) -> None:

@@ -7,6 +7,7 @@ import io
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydicom import dcmread, dcmwrite
 from pydicom.dataelem import DataElement, RawDataElement
@@ -15,7 +16,7 @@ from pydicom.sequence import Sequence
 from pydicom.sr.codedict import codes
 from pydicom.tag import Tag
 
-from omipacs.config import Settings, StorageSettings
+from omipacs.config import BurnedInAllow, Settings, StorageSettings
 from omipacs.deid.engine import (
     IMPLEMENTATION_CLASS_UID,
     MAX_DEPTH,
@@ -25,6 +26,7 @@ from omipacs.deid.engine import (
 )
 from omipacs.deid.identity import IdentityMap
 from omipacs.deid.keys import DeidKeys
+from omipacs.deid.pixels import overlay_plan
 from omipacs.deid.profile import Option, Profile, SafePrivate
 from omipacs.deid.pseudonyms import remap_uid
 from omipacs.errors import ConfigurationError, InvalidInstance
@@ -325,7 +327,14 @@ def test_site_local_ids_from_two_sites_do_not_merge() -> None:
         (MG, "NO", False),
         (MG, "MAYBE", True),
         (BTO, "Yes", True),
-        ("1.2.840.10008.5.1.4.1.1.77.1.4", None, False),  # VL photographic, not SC
+        # Classes beyond SC that carry burned-in text: only an explicit NO is believed.
+        ("1.2.840.10008.5.1.4.1.1.77.1.4", None, True),  # VL photographic (XC)
+        ("1.2.840.10008.5.1.4.1.1.77.1.4", "NO", False),
+        ("1.2.840.10008.5.1.4.1.1.6.1", None, True),  # ultrasound
+        ("1.2.840.10008.5.1.4.1.1.6.1", "", True),
+        ("1.2.840.10008.5.1.4.1.1.6.1", "NO", False),
+        ("1.2.840.10008.5.1.4.1.1.3.1", None, True),  # ultrasound multi-frame
+        ("1.2.840.10008.5.1.4.1.1.77.1.1", None, True),  # endoscopy
     ],
 )
 @pytest.mark.filterwarnings("ignore:Invalid value for VR CS")
@@ -498,3 +507,51 @@ def test_vocabulary_paired_with_identifiers_is_cleaned(processed: Processed) -> 
     assert Tag(0x00089999) not in mg.dataset and Tag(0x00089998) not in mg.dataset
     assert "DerivationDescription" not in mg.dataset or not phi_hits(
         str(mg.dataset.DerivationDescription))
+
+
+def test_burned_in_allow_list_by_class_and_manufacturer() -> None:
+    us = "1.2.840.10008.5.1.4.1.1.6.1"
+    ds = Dataset()
+    ds.SOPClassUID = us
+    ds.Manufacturer = "Acme Ultrasound"
+    allow = [BurnedInAllow(us, "ACME ULTRASOUND")]
+    assert quarantine_reason(ds, allow) is None
+    assert quarantine_reason(ds, [BurnedInAllow(us, "Other")]) is not None
+    assert quarantine_reason(ds, [BurnedInAllow(us)]) is None
+    ds.BurnedInAnnotation = "YES"
+    assert quarantine_reason(ds, allow) is not None  # YES is never allowed
+
+
+def _overlay_header(bits_allocated: int, bits_stored: int, signed: bool = False) -> Dataset:
+    ds = Dataset()
+    ds.BitsAllocated = bits_allocated
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
+    ds.PixelRepresentation = int(signed)
+    ds.add_new(0x60000102, "US", 15)  # overlay in bit 15 of each word
+    ds.add_new(0x60000100, "US", 1)
+    return ds
+
+
+def test_overlay_bits_in_native_words_are_cleared() -> None:
+    mask, reason = overlay_plan(_overlay_header(16, 12), "1.2.840.10008.1.2.1")
+    assert reason is None and mask is not None
+    words = np.array([0x8FFF, 0x8001, 0x0123, 0xF000], dtype="<u2").tobytes() + b"\x07"
+    assert np.frombuffer(mask.apply(words)[:8], "<u2").tolist() == [0x0FFF, 0x0001, 0x0123, 0]
+    assert mask.apply(words)[8:] == b"\x07"  # a trailing partial word is left alone
+
+
+def test_signed_words_are_sign_extended_from_high_bit() -> None:
+    mask, _ = overlay_plan(_overlay_header(16, 12, signed=True), "1.2.840.10008.1.2")
+    assert mask is not None
+    words = np.array([0x0FFF, 0x87FF, 0x0800], dtype="<u2").tobytes()  # -1, 2047 + bit, -2048
+    assert np.frombuffer(mask.apply(words), "<i2").tolist() == [-1, 2047, -2048]
+
+
+def test_overlay_in_compressed_words_is_quarantined() -> None:
+    assert overlay_plan(_overlay_header(16, 12), "1.2.840.10008.1.2.4.70") == (
+        None, "compressed pixel data with an overlay embedded in the pixel words")
+    header = _overlay_header(16, 12)
+    del header[0x60000102]
+    assert overlay_plan(header, "1.2.840.10008.1.2.4.70") == (None, None)
+    assert overlay_plan(_overlay_header(16, 16), "1.2.840.10008.1.2.1") == (None, None)
