@@ -150,6 +150,19 @@ public_url = "{settings.http.public_url}"
     return path
 
 
+def run_cli(
+    settings: Settings, workdir: Path, *args: str, timeout: float = 280
+) -> subprocess.CompletedProcess[str]:
+    """Run ``omipacs --config <workdir>/cli.toml ARGS`` for ``settings`` to completion."""
+    config = write_config(settings, workdir / "cli.toml")
+    return subprocess.run(
+        [sys.executable, "-m", "omipacs", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @dataclass
 class ServerProcess:
     """An ``omipacs serve`` process on real sockets."""

@@ -10,17 +10,8 @@ from pathlib import Path
 
 from omipacs.config import Settings
 from omipacs.demo import factory
+from tests.conftest import run_cli as run
 from tests.conftest import write_config
-
-
-def run(settings: Settings, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    config = write_config(settings, tmp_path / "cli.toml")
-    return subprocess.run(
-        [sys.executable, "-m", "omipacs", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def test_import_summary_counts_and_reasons(settings: Settings, tmp_path: Path) -> None:

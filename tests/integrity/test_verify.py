@@ -24,6 +24,7 @@ from omipacs.index.models import Instance
 from omipacs.ingest.origin import IngestOrigin, OriginKind
 from omipacs.integrity.verify import verify
 from omipacs.services import Services
+from tests.conftest import run_cli as _cli
 from tests.conftest import start_server, write_config
 
 ORIGIN = IngestOrigin(OriginKind.IMPORT, deidentify=False)
@@ -88,16 +89,6 @@ def test_young_orphans_are_left_alone(services: Services) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"in flight")
     assert verify(services, grace_seconds=600).orphans == []
-
-
-def _cli(settings: Settings, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    config = write_config(settings, tmp_path / "cli.toml")
-    return subprocess.run(
-        [sys.executable, "-m", "omipacs", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_kill_9_during_c_store_loses_no_acknowledged_instance(
