@@ -37,6 +37,9 @@ class StorageSettings:
     max_frame_bytes: int = 64 * 1024**2
     """Largest decoded frame accepted (Rows x Columns x samples x bits, checked against
     the compressed stream's own header at ingest): what one decode may allocate."""
+    min_free_bytes: int = 512 * 1024**2
+    """Free space kept on the storage filesystem: below it ingest is refused cleanly
+    (C-STORE 0xA700, STOW-RS 507) and reads go on. 0 turns the reserve off."""
     fsync: bool = True
     """fsync files and directories before acknowledging (turn off only for throwaway demos)."""
 

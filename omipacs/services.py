@@ -73,6 +73,7 @@ class Services:
             write_sessions=write_sessions,
             max_instance_bytes=settings.storage.max_instance_bytes,
             max_frame_bytes=settings.storage.max_frame_bytes,
+            min_free_bytes=settings.storage.min_free_bytes,
             presync=settings.storage.fsync and not settings.storage.url,
             cleaner=cleaner,
             quarantine=quarantine,

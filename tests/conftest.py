@@ -119,6 +119,8 @@ def write_config(settings: Settings, path: Path) -> Path:
     text = f"""
 [storage]
 root = "{settings.storage.root}"
+min_free_bytes = {settings.storage.min_free_bytes}
+max_frame_bytes = {settings.storage.max_frame_bytes}
 [database]
 url = "{settings.database.url}"
 [dimse]

@@ -118,6 +118,9 @@ class IngestPipeline:
     max_frame_bytes: int = MAX_FRAME_BYTES
     """Largest decoded frame accepted (Rows x Columns x samples x bits, checked against
     the codec stream's own header), so no retrieval can be made to decode more."""
+    min_free_bytes: int = 0
+    """Free space kept on the storage filesystem: below it, ingest is refused with
+    OutOfResources (0xA700, 507) while reads, the index and the logs keep working."""
     presync: bool = True
     """Flush the file to disk in the background while it is being hashed, so that the
     blob store's fsync before the acknowledgement finds little left to write."""
@@ -125,8 +128,15 @@ class IngestPipeline:
     quarantine: QuarantineSink | None = None
     indexers: list[InstanceIndexer] = field(default_factory=list)
 
+    def check_space(self, incoming: int = 0) -> None:
+        """Refuse (OutOfResources) if storing ``incoming`` more bytes would eat into the
+        free-space reserve. Doors call it before reading a body when they know its size."""
+        if self.min_free_bytes and self.spool.free_bytes() < self.min_free_bytes + incoming:
+            raise OutOfResources("storage is full (below its free-space reserve); retry later")
+
     def ingest_stream(self, src: BinaryIO, origin: IngestOrigin) -> IngestResult:
         """Ingest bytes from a stream (copied into the spool first)."""
+        self.check_space()
         return self.ingest_spooled(self.spool.copy_in(src), origin)
 
     def ingest_file(self, path: Path, origin: IngestOrigin) -> IngestResult:
@@ -151,6 +161,8 @@ class IngestPipeline:
                     pass
 
     def _ingest(self, path: Path, origin: IngestOrigin, made: list[Path]) -> IngestResult:
+        # Already spooled; de-identification writes one more copy before the rename.
+        self.check_space(os.path.getsize(path) if origin.deidentify else 0)
         zero_preamble(path)
         parsed = parse_file(path)
         try:

@@ -46,6 +46,12 @@ class Spool:
                 done += len(chunk)
         return dest
 
+    def free_bytes(self) -> int:
+        """Bytes available to the archive on the spool's filesystem (the storage root's,
+        which holds the blobs and the default index too)."""
+        st = os.statvfs(self.dir)
+        return st.f_bavail * st.f_frsize
+
     def sweep(self, older_than: float = 3600.0) -> int:
         """Delete spool files older than ``older_than`` seconds; returns how many."""
         now = time.time()

@@ -96,6 +96,11 @@ def _store(study: str | None) -> Response:
     svc = services()
     http = svc.settings.http
     base = dicomweb_base()
+    try:
+        # Refused before a byte of the body is read, so a full disk costs nothing.
+        svc.pipeline.check_space(request.content_length or 0)
+    except OutOfResources as exc:
+        return _response(study, base, [], [exc])
     origin = stow_origin(
         deidentify=http.stow_deidentify, host=request.remote_addr or "", expected_study_uid=study
     )
@@ -143,6 +148,13 @@ def _store(study: str | None) -> Response:
             f"{result.series_instance_uid}/instances/{result.sop_instance_uid}"
         )
         stored.append(item)
+    return _response(study, base, stored, failures)
+
+
+def _response(
+    study: str | None, base: str, stored: list[Dataset], failures: list[OmipacsError]
+) -> Response:
+    """The STOW-RS response document (PS3.18 §10.5.3.2) and its status code."""
     if not stored and not failures:
         return Response(status=204)
     doc = Dataset()
