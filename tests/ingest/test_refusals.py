@@ -97,7 +97,9 @@ def test_forged_meta_group_length_is_refused_not_a_silent_duplicate(
     server: ServerProcess, archive: Services, tmp_path: Path
 ) -> None:
     first = factory.make_mammo(rows=32, columns=32)
-    assert doors.stow_one(server.base_url, factory.to_bytes(first)).accepted
+    path = tmp_path / "first.dcm"
+    path.write_bytes(factory.to_bytes(first))
+    assert doors.c_store(server.dimse_port, path).accepted  # a peer stored unchanged
     # A different instance (other pixels) under the same UID, with a forged group length.
     other = factory.make_mammo(rows=32, columns=32, sop_uid=first.SOPInstanceUID)
     forged = _forged_group_length(factory.to_bytes(other))
