@@ -33,6 +33,8 @@ from omipacs.errors import ConfigurationError, OmipacsError
 from omipacs.filemodes import UMASK
 from omipacs.ingest.origin import IngestOrigin, OriginKind
 from omipacs.ingest.pipeline import reject_reason
+from omipacs.ingest.quarantine import Quarantine
+from omipacs.ingest.residue import sweep_residue
 from omipacs.ingest.result import IngestOutcome
 from omipacs.services import Services
 
@@ -69,9 +71,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.no_http:
         web_server.check_exposure(settings)
     services = open_archive(settings)
-    swept = services.spool.sweep(older_than=0 if args.sweep_all else 3600)
-    if swept:
-        log.info("removed %d stale spool files", swept)
+    quarantine = Quarantine(settings.storage.root)
+    sweep_residue(services.spool, quarantine, settings.deid,
+                  spool_max_age=0 if args.sweep_all else None)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -80,6 +82,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     http = None if args.no_http else web_server.start(services)
     threading.Thread(
         target=_sync_loop, args=(services, stop), name="clinical-sync", daemon=True
+    ).start()
+    threading.Thread(
+        target=_residue_loop, args=(services, quarantine, stop), name="residue", daemon=True
     ).start()
     console.print(
         f"omipacs: DICOM {settings.dimse.ae_title}@{settings.dimse.host}:{settings.dimse.port}"
@@ -98,6 +103,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     dimse.shutdown()
     services.close()
     return 0
+
+
+def _residue_loop(services: Services, quarantine: Quarantine, stop: threading.Event) -> None:
+    """Sweep the spool and purge quarantine past its retention, by itself, while serving."""
+    every = max(1.0, services.settings.deid.residue_sweep_seconds)
+    while not stop.wait(every):
+        try:
+            sweep_residue(services.spool, quarantine, services.settings.deid)
+        except Exception:
+            log.exception("residue sweep failed; retrying in %.0f s", every)
 
 
 def _sync_loop(services: Services, stop: threading.Event, every: float = 60.0) -> None:
@@ -250,8 +265,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
     """List, show, release or purge instances held back by de-identification."""
-    from omipacs.ingest.quarantine import Quarantine
-
     settings = _settings(args)
     quarantine = Quarantine(settings.storage.root)
     if args.action == "list":

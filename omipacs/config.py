@@ -227,6 +227,12 @@ class DeidSettings:
     burned_in_allow: tuple[BurnedInAllow, ...] = ()
     """Classes (US, SC, photographs, ...) that may be published without BurnedInAnnotation
     NO, by SOP class and manufacturer: only for equipment known not to burn text in."""
+    quarantine_retention_days: float = 30.0
+    """Quarantined originals are identifiable: deleted this long after they were held."""
+    spool_max_age_seconds: float = 900.0
+    """Spool files older than this are left over from a failed ingest and are deleted."""
+    residue_sweep_seconds: float = 300.0
+    """How often ``omipacs serve`` sweeps the spool and purges expired quarantine."""
 
 
 @dataclass(frozen=True)

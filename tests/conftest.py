@@ -143,6 +143,10 @@ trusted_proxies = {settings.http.trusted_proxies}
 public_url = "{settings.http.public_url}"
 """
     text += "[deid]\n"
+    deid = settings.deid
+    text += (f"quarantine_retention_days = {deid.quarantine_retention_days!r}\n"
+             f"spool_max_age_seconds = {deid.spool_max_age_seconds!r}\n"
+             f"residue_sweep_seconds = {deid.residue_sweep_seconds!r}\n")
     if settings.deid.key_file:
         text += f'key_file = "{settings.deid.key_file}"\n'
     for allow in settings.deid.burned_in_allow:

@@ -22,8 +22,10 @@ file (Digital Signatures, trailing padding) are merged into it. The engine:
 7. records the client in the identity map, if one is configured.
 
 An instance that cannot be made safe is still returned de-identified, with
-``quarantine_reason`` set: the pipeline stores it in quarantine instead of publishing
-it, and the quarantine never holds an identifiable header.
+``quarantine_reason`` (or ``hold_reason``) set: the pipeline then holds the file *as
+received* in quarantine instead of publishing it. That original is identifiable (a
+person has to look at it), so the quarantine is owner-only, never served, and purged
+after ``[deid] quarantine_retention_days`` (:mod:`omipacs.ingest.quarantine`).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from omipacs.config import DimseSettings, Peer
 from omipacs.dimse.status import from_exception, status
 from omipacs.errors import DimseStatus
 from omipacs.ingest.origin import IngestOrigin, OriginKind
+from omipacs.ingest.residue import discard_partial
 from omipacs.services import Services
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,26 @@ def handle_requested(event: Any, settings: DimseSettings) -> None:
 def handle_echo(event: Any) -> int:
     """C-ECHO: the association was accepted, so we are reachable and willing."""
     return int(DimseStatus.SUCCESS)
+
+
+def handle_closed(event: Any, services: Services) -> None:
+    """EVT_CONN_CLOSE: delete the spooled data set of a C-STORE that never completed.
+
+    pynetdicom writes a C-STORE data set to a spool file as its P-DATA arrive and keeps
+    the half-written file on its DIMSE message object when the peer aborts or the
+    connection drops; nothing would delete it, and it is identifiable. The attributes
+    read here are pynetdicom's own (``DIMSEServiceProvider.message``,
+    ``DIMSEMessage._data_set_file`` / ``_data_set_path``, pynetdicom 3.0, pinned);
+    tests/ingest/test_residue.py fails loudly if they change.
+    """
+    message = getattr(getattr(event.assoc, "dimse", None), "message", None)
+    handle = getattr(message, "_data_set_file", None)
+    if handle is not None:
+        try:
+            handle.close()
+        except OSError:
+            pass
+    discard_partial(services.spool, getattr(message, "_data_set_path", None))
 
 
 def handle_store(event: Any, services: Services) -> Dataset:

@@ -114,6 +114,7 @@ def start(services: Services, *, block: bool = False) -> Any:
         (evt.EVT_REQUESTED, handlers.handle_requested, [settings.dimse]),
         (evt.EVT_C_ECHO, handlers.handle_echo),
         (evt.EVT_C_STORE, handlers.handle_store, [services]),
+        (evt.EVT_CONN_CLOSE, handlers.handle_closed, [services]),
         (evt.EVT_C_FIND, qr.handle_find, [services]),
         (evt.EVT_C_MOVE, qr.handle_move, [services]),
         (evt.EVT_C_GET, qr.handle_get, [services]),

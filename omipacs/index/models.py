@@ -4,7 +4,8 @@ Everything a query filters on is a real, indexed column (docs/data-model.md), in
 mammography attributes no general-purpose archive indexes: laterality (ImageLaterality,
 or FrameLaterality for tomosynthesis), view position and view code, presentation intent
 (processed or unprocessed), SOP class (2D or DBT), manufacturer and model. Values stored
-here are the de-identified ones; the archive never holds a patient's identity.
+here are the de-identified ones; the index never holds a patient's identity (only the
+quarantine does, for a limited time, as received: omipacs/ingest/quarantine.py).
 
 Person names are also kept upper-cased in ``*_search`` columns so case-insensitive
 matching (PS3.4 C.2.2.2.1) uses an index on every database.
