@@ -43,6 +43,7 @@ def looks_like_token(value: str) -> bool:
     return (
         value.startswith(PREFIX)
         and 40 <= len(value) <= 64
+        and value.isascii()
         and all(c.isalnum() or c in "-_" for c in value[len(PREFIX) :])
     )
 

@@ -37,7 +37,9 @@ def archive(
     yield from build(root, url, request.param)
 
 
-def _call(a: AccessArchive, who: str, method: str, path: str, body: object = None) -> requests.Response:
+def _call(
+    a: AccessArchive, who: str, method: str, path: str, body: object = None
+) -> requests.Response:
     headers = a.headers(who) if who in a.tokens or who in ("none", "malformed") else {
         "Authorization": f"Bearer {who}"
     }
@@ -122,19 +124,21 @@ def test_tokens_users_and_licences_through_the_admin_api(archive: AccessArchive)
     url = (f"/licences/{doc['id']}/dicom-web/studies/{t.study}/series/{t.series}"
            f"/instances/{t.sop}/metadata")
     assert _call(a, secret, "GET", url).status_code == 200
-    _eventually(lambda: bool(_call(a, "admin", "GET", "/api/v1/admin/tokens?user=new@lab.example")
-                             .json()[0]["last_used_at"]))
+    tokens_url = "/api/v1/admin/tokens?user=new@lab.example"
+    _eventually(lambda: bool(_call(a, "admin", "GET", tokens_url).json()[0]["last_used_at"]))
     # Revoking the token: 401 at once in this process.
-    assert _call(a, "admin", "POST", f"/api/v1/admin/tokens/{secret[:12]}/revoke").status_code == 200
+    revoke = f"/api/v1/admin/tokens/{secret[:12]}/revoke"
+    assert _call(a, "admin", "POST", revoke).status_code == 200
     r = _call(a, secret, "GET", url)
     assert r.status_code == 401 and 'error="invalid_token"' in r.headers["WWW-Authenticate"]
     # Disabling a user revokes every token they hold.
     second = _call(a, "admin", "POST", "/api/v1/admin/tokens",
                    {"user": "new@lab.example"}).json()["token"]
     assert _call(a, second, "GET", "/api/v1/access-requests").status_code == 200
-    assert _call(a, "admin", "POST", "/api/v1/admin/users/new@lab.example/disable").status_code == 200
+    disable = "/api/v1/admin/users/new@lab.example/disable"
+    assert _call(a, "admin", "POST", disable).status_code == 200
     assert _call(a, second, "GET", "/api/v1/access-requests").status_code == 401
-    tokens = _call(a, "admin", "GET", "/api/v1/admin/tokens?user=new@lab.example").json()
+    tokens = _call(a, "admin", "GET", tokens_url).json()
     assert all(t["revoked"] for t in tokens)
 
 
