@@ -71,6 +71,9 @@ class Peer:
     port: int = 0
     """The peer's own storage SCP port: set it (and ``host``) to make the peer a C-MOVE
     destination and an ``omipacs send`` target; 0 means the archive never calls it."""
+    tls_subject: str = ""
+    """With DICOM TLS and client certificates: the common name the peer's certificate
+    must carry (empty: any certificate the CA signed)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,19 @@ class DimseSettings:
     peers: tuple[Peer, ...] = ()
     max_find_results: int = 1000
     """Most C-FIND matches returned; past it the answer ends with 0xA700 and a comment."""
+    tls_cert: Path | None = None
+    """DICOM TLS (PS3.15 B.1): the archive's certificate chain (PEM). With it and
+    ``tls_key`` the SCP speaks only TLS (TLS 1.2 or newer)."""
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    """CA certificates (PEM) that sign the sites' client certificates: when set, every
+    peer must present one (mutual TLS), and ``[[dimse.peers]] tls_subject`` can pin it."""
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigurationError("dimse: tls_cert and tls_key go together")
+        if self.tls_ca is not None and self.tls_cert is None:
+            raise ConfigurationError("dimse.tls_ca needs tls_cert and tls_key")
 
 
 @dataclass(frozen=True)

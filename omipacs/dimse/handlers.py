@@ -9,6 +9,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from omipacs.config import DimseSettings, Peer
+from omipacs.dimse import tls
 from omipacs.dimse.status import from_exception, status
 from omipacs.errors import DimseStatus
 from omipacs.ingest.origin import IngestOrigin, OriginKind
@@ -52,8 +53,14 @@ def handle_requested(event: Any, settings: DimseSettings) -> None:
         )
         _reject(assoc, _CALLED_AE_NOT_RECOGNISED)
         return
-    if find_peer(settings, calling, host) is None:
+    peer = find_peer(settings, calling, host)
+    if peer is None:
         log.warning("rejecting association from %s@%s: not on the allow-list", calling, host)
+        _reject(assoc, _CALLING_AE_NOT_RECOGNISED)
+        return
+    if not tls.certificate_matches(peer, assoc):
+        log.warning("rejecting association from %s@%s: client certificate is not the peer's",
+                    calling, host)
         _reject(assoc, _CALLING_AE_NOT_RECOGNISED)
 
 

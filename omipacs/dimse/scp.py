@@ -20,7 +20,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from omipacs.config import Settings
 from omipacs.dicom.uids import ACCEPTED_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES
-from omipacs.dimse import guard, handlers, qr, stored
+from omipacs.dimse import guard, handlers, qr, stored, tls
 from omipacs.errors import ConfigurationError
 from omipacs.services import Services
 
@@ -120,5 +120,9 @@ def start(services: Services, *, block: bool = False) -> Any:
         (evt.EVT_C_GET, qr.handle_get, [services]),
     ]
     address = (settings.dimse.host, settings.dimse.port)
-    log.info("DICOM SCP %s listening on %s:%d", settings.dimse.ae_title, *address)
-    return ae.start_server(address, block=block, evt_handlers=bound)
+    context = tls.server_context(settings.dimse)
+    log.info(
+        "DICOM SCP %s listening on %s:%d%s", settings.dimse.ae_title, *address,
+        " (DICOM TLS)" if context else "",
+    )
+    return ae.start_server(address, block=block, evt_handlers=bound, ssl_context=context)
