@@ -289,6 +289,9 @@ class AuditSettings:
     """JSON-lines copy of every event (default <storage.root>/audit/audit.jsonl)."""
     batch_seconds: float = 0.5
     """Events are written to the index in batches at most this far apart."""
+    syslog: str = ""
+    """Also send each event as a DICOM Audit Message (PS3.15 A.5) to this syslog
+    collector: ``udp://host:514`` or ``tcp://host:6514`` (empty: no)."""
 
 
 @dataclass(frozen=True)

@@ -78,10 +78,16 @@ class Services:
             cleaner=cleaner,
             quarantine=quarantine,
         )
+        forward = None
+        if settings.audit.syslog:
+            from omipacs.access.syslog import SyslogSender
+
+            forward = SyslogSender(settings.audit.syslog, settings.dimse.ae_title).send
         audit = AuditLog(
             write_sessions,
             settings.audit.file or root / "audit" / "audit.jsonl",
             batch_seconds=settings.audit.batch_seconds,
+            forward=forward,
         )
         return cls(
             settings,

@@ -18,7 +18,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -67,8 +67,10 @@ class AuditLog:
         path: Path,
         *,
         batch_seconds: float = 0.5,
+        forward: Callable[[AuditRecord], None] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._forward = forward
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -136,6 +138,12 @@ class AuditLog:
                     )
         except Exception:  # the JSON-lines file still has them; say so loudly
             log.exception("could not write %d audit events to the index", len(batch))
+        try:
+            if self._forward is not None:  # e.g. DICOM audit messages to syslog
+                for event, _ in batch:
+                    self._forward(event)
+        except Exception:
+            log.exception("could not forward audit events")
         finally:
             with self._idle:
                 self._pending -= len(batch)
