@@ -134,6 +134,7 @@ def open_archive(settings: Settings, *, require_key: bool = True, demo: bool = F
         cleaner = Deidentifier(
             keys, IdentityMap(identity_path(settings)),
             burned_in_allow=settings.deid.burned_in_allow,
+            oldest_age=settings.deid.oldest_age,
         )
     services = Services.create(
         settings, cleaner=cleaner, quarantine=Quarantine(settings.storage.root)

@@ -243,6 +243,9 @@ class DeidSettings:
     burned_in_allow: tuple[BurnedInAllow, ...] = ()
     """Classes (US, SC, photographs, ...) that may be published without BurnedInAnnotation
     NO, by SOP class and manufacturer: only for equipment known not to burn text in."""
+    oldest_age: int = 89
+    """Ages above this (given, or computed from the birth date) are published as one year
+    more, ``090Y`` by default, as the HIPAA Safe Harbor method aggregates them."""
     quarantine_retention_days: float = 30.0
     """Quarantined originals are identifiable: deleted this long after they were held."""
     spool_max_age_seconds: float = 900.0

@@ -69,6 +69,7 @@ from omipacs.clinical.sanitize import Sanitizer, looks_like_free_text, parse_dat
 from omipacs.deid.keys import DeidKeys
 from omipacs.deid.nhs import normalise_nhs_number
 from omipacs.deid.pseudonyms import (
+    OLDEST_AGE,
     ClientPseudonym,
     client_pseudonym,
     date_offset_days,
@@ -398,6 +399,11 @@ class _Reader:
             raise self.fail(f"{key} is not a whole number")
         return int(number)
 
+    def age(self, data: Mapping[str, Any], key: str) -> int | None:
+        """An age in years, over :data:`OLDEST_AGE` aggregated to one more (as images)."""
+        years = self.integer(data, key, 0, 130)
+        return None if years is None else min(years, OLDEST_AGE + 1)
+
     def flag(self, data: Mapping[str, Any], key: str) -> bool | None:
         value = data.get(key)
         if value in (None, ""):
@@ -458,7 +464,7 @@ class _Reader:
             closed_date=self.date(data, "EpisodeClosedDate"),
             is_closed=self.flag(data, "EpisodeIsClosed"),
             ic_diagnosis_date=self.date(data, "IntervalCancerDateOfDiagnosis"),
-            age_years=self.integer(data, "PatientAge", 0, 130),
+            age_years=self.age(data, "PatientAge"),
             actual_opened_year=year if self.keep_true_year else None,
             end_points=self.codes(data, "EpisodeEndPoint"),
             study_uids=tuple(sorted({self.uid(u, "StudyList") for u in study_list} - {""})),
@@ -515,7 +521,7 @@ class _Reader:
             date_taken=self.date(data, "DateTaken"),
             opinion=self.opinion(data, "Opinion"),
             equipment_make_model=self.text(data, "EquipmentMakeModel"),
-            age_at_screening=self.integer(data, "AgeAtScreening", 0, 130),
+            age_at_screening=self.age(data, "AgeAtScreening"),
             readers=tuple(reader_pseudonym(self.keys, str(r)) for r in readers),
             raw=self.sanitizer.mapping(dict(data), _READ_FIELDS),
         )

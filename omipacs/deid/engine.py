@@ -55,8 +55,10 @@ from omipacs.deid.nhs import find_nhs_number
 from omipacs.deid.pixels import AllowEntry, BitMask, burned_in_reason, overlay_plan
 from omipacs.deid.profile import DEFAULT_PROFILE, DICOM_UID_ROOT, Op, Option, Profile, Rule
 from omipacs.deid.pseudonyms import (
+    OLDEST_AGE,
     ClientPseudonym,
     age_string,
+    aggregate_age,
     client_pseudonym,
     date_offset_days,
     device_pseudonym,
@@ -189,6 +191,7 @@ class _Pass:
     client: ClientPseudonym
     offset_days: int
     max_depth: int
+    oldest_age: int = OLDEST_AGE
     counts: Counter[str] = field(default_factory=Counter)
     retained_private: bool = False
 
@@ -255,6 +258,8 @@ class _Pass:
         if op is Op.REMOVE:
             return None
         if op is Op.KEEP:
+            if elem.VR == "AS" and elem.value:
+                return actions.map_values(elem, lambda v: aggregate_age(v, self.oldest_age))
             return DataElement(elem.tag, elem.VR, _copy_value(elem.value))
         if op is Op.EMPTY:
             return actions.empty_element(elem)
@@ -325,6 +330,9 @@ class Deidentifier:
     burned_in_allow
         SOP classes and manufacturers published without BurnedInAnnotation NO
         (``[[deid.burned_in_allow]]``).
+    oldest_age
+        Ages above this many years, given or computed from the birth date, are written
+        as one more (``090Y`` by default; ``[deid] oldest_age``).
 
     Notes
     -----
@@ -339,12 +347,14 @@ class Deidentifier:
         profile: Profile = DEFAULT_PROFILE,
         max_depth: int = MAX_DEPTH,
         burned_in_allow: Iterable[AllowEntry] = (),
+        oldest_age: int = OLDEST_AGE,
     ) -> None:
         self.keys = keys
         self.identity = identity
         self.profile = profile
         self.max_depth = max_depth
         self.burned_in_allow = tuple(burned_in_allow)
+        self.oldest_age = oldest_age
 
     @classmethod
     def from_settings(
@@ -360,6 +370,7 @@ class Deidentifier:
         return cls(
             keys, IdentityMap(identity_path(settings)),
             burned_in_allow=settings.deid.burned_in_allow,
+            oldest_age=settings.deid.oldest_age,
         )
 
     def client_for(
@@ -503,13 +514,15 @@ class Deidentifier:
         offset = date_offset_days(self.keys, client.client_id)
         keeps_age = Option.RETAIN_PATIENT_CHARACTERISTICS in self.profile.options
         age = _patient_age(header) if keeps_age else None
-        state = _Pass(self.keys, self.profile, client, offset, self.max_depth)
+        state = _Pass(
+            self.keys, self.profile, client, offset, self.max_depth, self.oldest_age
+        )
         out = state.dataset(header, 0)
 
         out.PatientName = client.client_id
         out.PatientID = client.client_id
         if age is not None:
-            out.PatientAge = age
+            out.PatientAge = aggregate_age(age, self.oldest_age)
         self._mark(out, state.retained_private)
         new_meta = self._file_meta(meta, out, state)
         out.file_meta = new_meta

@@ -206,6 +206,23 @@ def age_string(birth: dt.date, on: dt.date) -> str | None:
     return f"{days // 7:03d}W" if days >= 7 else f"{days:03d}D"
 
 
+OLDEST_AGE: Final = 89
+"""Ages above this are aggregated (HIPAA Safe Harbor, 45 CFR 164.514(b)(2)(i)(C))."""
+
+
+def aggregate_age(value: str, oldest: int = OLDEST_AGE) -> str:
+    """An AS value with every age over ``oldest`` years given as ``oldest + 1`` years.
+
+    So ``093Y`` becomes ``090Y`` by default: the rare very old woman is one of a group,
+    not herself. Ages in days, weeks or months are always younger. A value that is not
+    an age is returned unchanged (the profile decides about it).
+    """
+    text = value.strip()
+    if len(text) == 4 and text[:3].isdigit() and text[3] == "Y" and int(text[:3]) > oldest:
+        return f"{oldest + 1:03d}Y"
+    return value
+
+
 def parse_da(value: str) -> dt.date | None:
     """A DA value as a date, or ``None`` if it is not one."""
     match = _DA.match(value.strip())

@@ -31,8 +31,9 @@ PHI_CLASSES = {
     # Surnames and forenames that are also ordinary English words.
     "SPARROW": "names", "HEATHER": "names",
     "9434765919": "ids", "943 476 5919": "ids", "943-476-5919": "ids",
-    "4010232137": "ids", "401 023 2137": "ids",
-    "19580312": "dates", "19610727": "dates", "19550101": "dates",
+    "4010232137": "ids", "401 023 2137": "ids", "4857773457": "ids",
+    "19580312": "dates", "19610727": "dates", "19550101": "dates", "19240505": "dates",
+    "19200115": "dates",
     # One true date written the ways people and systems write it (10 February 2016,
     # 14 June 1962); paired with vocabulary words wherever they are planted.
     "10/02/16": "dates", "14 06 62": "dates", "2016-02-10": "dates", "10.02.2016": "dates",
@@ -98,6 +99,10 @@ PATIENTS = (
     Patient("p2", "CANARYWOOD^MAUD", "4010232137", "FHFT-CANARY-202", "19610727",
             age_given=False),
     Patient("p3", "CANARYLOCAL^NELL", None, "ASPH-CANARY-303", "19550101"),
+    # Over 89 at screening: the age is aggregated to 090Y, computed (p4) or given (p5).
+    Patient("p4", "CANARYELDER^EDITH", "4857773457", "ASPH-CANARY-404", "19240505",
+            age_given=False),
+    Patient("p5", "CANARYOLDEST^ADA", None, "RSCH-CANARY-505", "19200115"),
 )
 
 
@@ -281,6 +286,8 @@ def _common_image(ds: Dataset, uid: UidSource, frame_of_reference: str) -> None:
     ds.WindowCenter = "2048"
     ds.WindowWidth = "4096"
     ds.WindowCenterWidthExplanation = "NORMAL"
+    frames = int(ds.get("NumberOfFrames", 1))
+    ds.PixelData = b"\x10\x02" * (64 * 52 * frames)  # 0x0210: within the 12 stored bits
     ds.RequestedProcedureDescription = "Screening Mammography Sparrow"
     ds.RescaleType = "US"
 
@@ -588,7 +595,7 @@ def make_sc(patient: Patient, vendor: Vendor, study: Study, uid: UidSource,
     return Instance(ds, _meta(ds, "CANARYAE"), patient, vendor.site, "SC", study.date)
 
 
-def _age(birth: str, on: str) -> str:
+def age_at(birth: str, on: str) -> str:
     b = dt.date(int(birth[:4]), int(birth[4:6]), int(birth[6:]))
     d = dt.date(int(on[:4]), int(on[4:6]), int(on[6:]))
     return f"{d.year - b.year - ((d.month, d.day) < (b.month, b.day)):03d}Y"
@@ -598,18 +605,18 @@ def build_corpus() -> list[Instance]:
     """The T9 corpus: 3 vendors, 3 patients at their sites plus p1 again at site B.
 
     Each (patient, site) pair has two episodes 1096 days apart with 4 FFDM views, 1 DBT
-    stack, 1 CAD SR, 1 GSPS and 1 clean SC: 4 pairs x 2 x 8 = 64 instances.
+    stack, 1 CAD SR, 1 GSPS and 1 clean SC: 6 pairs x 2 x 8 = 96 instances.
     """
     uid = UidSource()
     instances: list[Instance] = []
     pairs = [(PATIENTS[0], VENDORS[0]), (PATIENTS[1], VENDORS[1]), (PATIENTS[2], VENDORS[2]),
-             (PATIENTS[0], VENDORS[1])]
+             (PATIENTS[0], VENDORS[1]), (PATIENTS[3], VENDORS[2]), (PATIENTS[4], VENDORS[0])]
     for patient, vendor in pairs:
         first = dt.date(2015, 3, 2) if vendor.site != "SITE_B" else dt.date(2014, 11, 20)
         for episode in range(2):
             day = first + dt.timedelta(days=1096 * episode)
             date_text = day.strftime("%Y%m%d")
-            study = Study(uid(), date_text, _age(patient.birth, date_text))
+            study = Study(uid(), date_text, age_at(patient.birth, date_text))
             frame_of_reference = uid()
             for view in ("L CC", "R CC", "L MLO", "R MLO"):
                 instances.append(make_mg(patient, vendor, study, view, uid, frame_of_reference))

@@ -24,6 +24,7 @@ from omipacs.deid.engine import DeidResult
 from omipacs.deid.keys import DeidKeys
 from omipacs.deid.profile import DICOM_UID_ROOT, is_class_uid_keyword
 from omipacs.deid.pseudonyms import (
+    aggregate_age,
     client_pseudonym,
     date_offset_days,
     remap_uid,
@@ -31,7 +32,7 @@ from omipacs.deid.pseudonyms import (
     shift_datetime,
 )
 
-from .corpus import PHI_CLASSES, PHI_TOKENS, RETAINED, SAFE_DESCRIPTORS, Instance
+from .corpus import PHI_CLASSES, PHI_TOKENS, RETAINED, SAFE_DESCRIPTORS, Instance, age_at
 
 Path = tuple[object, ...]
 """Steps from the top: ``(tag, item index)`` pairs, then the element's tag."""
@@ -134,6 +135,13 @@ class Scorer:
                 where = f"#{number} {label}{'/'.join(str(p) for p in path)}"
                 self._check(where, path, elem, cleaned, offset, top=len(path) == 1)
         self.patient_ids[instance.patient.key].add(str(out.PatientID))
+        true_age = age_at(instance.patient.birth, instance.study_date)
+        expected_age = aggregate_age(true_age)
+        old = expected_age != true_age
+        self.checks.append(Check("age_aggregated" if old else "age_kept",
+                                 f"#{number} PatientAge", true_age, expected_age,
+                                 str(out.get("PatientAge", "")) == expected_age,
+                                 "ages over 89" if old else None))
         self.checks.append(Check("patid_consistent", f"#{number} PatientName", client, client,
                                  str(out.PatientID) == client == str(out.PatientName)))
         for reference in instance.references:
@@ -162,7 +170,7 @@ class Scorer:
             self.checks.append(Check("uid_changed", where, original, expected, ok))
             if value is not None:
                 self.uid_outputs[original].add(value)
-        elif top and keyword in RETAINED:
+        elif top and keyword in RETAINED and keyword != "PatientAge":
             self.checks.append(Check("tag_retained", where, original, original, value == original))
         elif original in SAFE_DESCRIPTORS:
             self.checks.append(Check("text_retained", where, original, original,

@@ -86,7 +86,7 @@ def test_no_identifier_anywhere(loaded: Loaded) -> None:
             scanned += 1
     assert scanned > len(loaded.corpus)
     studies = _qido(loaded, "/studies", includefield="all")
-    assert len(studies) == 8
+    assert len(studies) == 12
     assert _hits(json.dumps(studies).encode()) == []
     for study in studies:
         uid = study["0020000D"]["Value"][0]
@@ -118,8 +118,8 @@ def test_same_nhs_number_from_two_sites_is_one_client(loaded: Loaded) -> None:
     for s in studies:
         pid = s["00100020"]["Value"][0]
         patients[pid] = patients.get(pid, 0) + 1
-    # p1 at SITE_A and SITE_B (2 episodes each), p2 and p3 with 2 episodes each.
-    assert sorted(patients.values()) == [2, 2, 4]
+    # p1 at SITE_A and SITE_B (2 episodes each), p2 to p5 with 2 episodes each.
+    assert sorted(patients.values()) == [2, 2, 2, 2, 4]
     assert all(pid.startswith("OPTM") or pid.startswith("UNLK") for pid in patients)
 
 

@@ -28,7 +28,7 @@ from omipacs.deid.identity import IdentityMap
 from omipacs.deid.keys import DeidKeys
 from omipacs.deid.pixels import overlay_plan
 from omipacs.deid.profile import Option, Profile, SafePrivate
-from omipacs.deid.pseudonyms import remap_uid
+from omipacs.deid.pseudonyms import aggregate_age, remap_uid
 from omipacs.errors import ConfigurationError, InvalidInstance
 
 from .corpus import (
@@ -184,7 +184,7 @@ def test_same_nhs_number_at_two_sites_is_one_client(processed: Processed) -> Non
 
 def test_clients_differ_between_patients(processed: Processed) -> None:
     ids = {i.patient.key: r.client.client_id for i, r in processed}
-    assert len(set(ids.values())) == 3
+    assert len(set(ids.values())) == len(PATIENTS)
 
 
 def test_without_nhs_number_the_client_is_unlinked_and_stable(processed: Processed) -> None:
@@ -240,7 +240,7 @@ def test_references_resolve_after_remapping(processed: Processed) -> None:
             image = ds.ReferencedSeriesSequence[0].ReferencedImageSequence[0]
             assert image.ReferencedSOPInstanceUID == new_uid[instance.references[0]]
             checked += 1
-    assert checked == 16
+    assert checked == 2 * sum(i.kind == "SR" for i, _ in processed)
 
 
 def test_study_series_and_frame_of_reference_are_shared(processed: Processed) -> None:
@@ -295,7 +295,7 @@ def test_action_counts_are_reported(processed: Processed) -> None:
 def test_identity_map_records_clients_and_sites(
     processed: Processed, identity: IdentityMap
 ) -> None:
-    assert len(identity) == 3
+    assert len(identity) == len(PATIENTS)
     p1 = next(r.client for i, r in processed if i.patient.key == "p1")
     record = identity.lookup(p1.key_hash)
     assert record is not None
@@ -555,3 +555,22 @@ def test_overlay_in_compressed_words_is_quarantined() -> None:
     del header[0x60000102]
     assert overlay_plan(header, "1.2.840.10008.1.2.4.70") == (None, None)
     assert overlay_plan(_overlay_header(16, 16), "1.2.840.10008.1.2.1") == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("age", "oldest", "expected"),
+    [("089Y", 89, "089Y"), ("090Y", 89, "090Y"), ("093Y", 89, "090Y"), ("104Y", 89, "090Y"),
+     ("011M", 89, "011M"), ("085Y", 84, "085Y"), ("086Y", 84, "085Y"), ("", 89, "")],
+)
+def test_ages_over_the_limit_are_aggregated(age: str, oldest: int, expected: str) -> None:
+    assert aggregate_age(age, oldest) == expected
+
+
+def test_oldest_age_is_configurable() -> None:
+    ds = Dataset()
+    ds.PatientID = "X"
+    ds.PatientBirthDate = "19300101"
+    ds.StudyDate = "20160601"
+    ds.StudyInstanceUID = "1.2.3"
+    assert Deidentifier(KEYS).apply(ds).dataset.PatientAge == "086Y"
+    assert Deidentifier(KEYS, oldest_age=84).apply(ds).dataset.PatientAge == "085Y"
