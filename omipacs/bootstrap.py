@@ -118,13 +118,17 @@ def _record_demo(services: Services, keys: DeidKeys) -> None:
         session.merge(Setting(key=DEMO_SETTING, value=keys.key_id))
 
 
-def open_archive(settings: Settings, *, require_key: bool = True, demo: bool = False) -> Services:
+def open_archive(
+    settings: Settings, *, require_key: bool = True, demo: bool = False, migrate: bool = True
+) -> Services:
     """Open the archive described by ``settings``.
 
     ``require_key`` is False only for maintenance commands that never ingest (verify,
     init-db): serving or importing without a de-identification key is refused.
     ``demo`` lets ``omipacs demo`` create a demo key when none is configured, and records
     in the index that this archive was made with it (see :func:`_demo_keys`).
+    ``migrate`` is False in server workers: the process that started them has already
+    brought the index up to date, and N workers must not race to do it again.
     """
     cleaner = None
     keys = _keys(settings, require_key=require_key and settings.deid.enabled, demo=demo)
@@ -137,7 +141,7 @@ def open_archive(settings: Settings, *, require_key: bool = True, demo: bool = F
             oldest_age=settings.deid.oldest_age,
         )
     services = Services.create(
-        settings, cleaner=cleaner, quarantine=Quarantine(settings.storage.root)
+        settings, migrate=migrate, cleaner=cleaner, quarantine=Quarantine(settings.storage.root)
     )
     if demo and keys is not None and keys.demo and not _key_configured(settings):
         _record_demo(services, keys)

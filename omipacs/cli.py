@@ -8,6 +8,7 @@ need it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -66,6 +67,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from omipacs.web import server as web_server
 
     settings = _settings(args)
+    if args.http_workers is not None:
+        settings = dataclasses.replace(
+            settings, http=dataclasses.replace(settings.http, workers=args.http_workers)
+        )
     # Refuse unsafe exposure before anything starts listening.
     scp.check_exposure(settings)
     if not args.no_http:
@@ -76,10 +81,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   spool_max_age=0 if args.sweep_all else None)
 
     stop = threading.Event()
+    # The HTTP workers are forked: before any thread starts here, with no open
+    # database connection to inherit.
+    services.engine.dispose()
+    http = None if args.no_http else web_server.start(settings)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     dimse = scp.start(services)
-    http = None if args.no_http else web_server.start(services)
+    if http is not None:
+        try:
+            http.wait_ready()
+        except OmipacsError:
+            http.close()
+            dimse.shutdown()
+            raise
     threading.Thread(
         target=_sync_loop, args=(services, stop), name="clinical-sync", daemon=True
     ).start()
@@ -95,13 +110,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         + f", storage {settings.storage.root}"
     )
-    print("READY", flush=True)
-    stop.wait()
-    console.print("omipacs: shutting down")
-    if http is not None:
-        http.close()
-    dimse.shutdown()
-    services.close()
+    try:
+        print("READY", flush=True)
+        stop.wait()
+        console.print("omipacs: shutting down")
+    finally:
+        # Whatever happened above (even a closed stdout), the HTTP workers and the SCP
+        # are stopped before this process ends.
+        if http is not None:
+            http.close()
+        dimse.shutdown()
+        services.close()
     return 0
 
 
@@ -476,6 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the DICOM SCP and the DICOMweb server")
     p.add_argument("--no-http", action="store_true", help="DIMSE only")
+    p.add_argument(
+        "--http-workers",
+        type=int,
+        metavar="N",
+        help="DICOMweb worker processes (default [http] workers)",
+    )
     p.add_argument(
         "--sweep-all",
         action="store_true",

@@ -31,7 +31,18 @@ class StorageSettings:
     root: Path = Path("storage")
     """Data root: blobs, spool, the default SQLite index and the quarantine."""
     url: str = ""
-    """Optional fsspec URL (``s3://bucket/prefix``) for blobs; empty means files under root."""
+    """Optional fsspec URL (``s3://bucket/prefix``, ``gs://bucket/prefix``) for blobs;
+    empty means files under root."""
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
+    """``[storage.options]``: keyword arguments for the fsspec filesystem of ``url``
+    (s3fs: ``key``, ``secret``, ``endpoint_url``, ``client_kwargs``; gcsfs: ``project``,
+    ``token``, ``endpoint_url``). Credentials are better left to the environment
+    (AWS_*, GOOGLE_APPLICATION_CREDENTIALS) than written here."""
+    upload_block_bytes: int = 16 << 20
+    """Part size for multipart uploads to an object store: the most an upload buffers."""
+    read_block_bytes: int = 1 << 16
+    """Read-ahead for ranged reads from an object store: a frame read fetches its own
+    bytes plus at most this many."""
     max_instance_bytes: int = 4 * 1024**3
     """Largest single instance accepted (declared pixel size included)."""
     max_frame_bytes: int = 64 * 1024**2
@@ -119,7 +130,27 @@ class HttpSettings:
     base_path: str = "/dicom-web"
     insecure: bool = False
     """Ignored: a non-loopback address needs ``[auth] mode = "token"``."""
-    threads: int = 8
+    workers: int = 2
+    """HTTP worker processes (gunicorn, pre-forked); each serves ``threads`` requests at once."""
+    threads: int = 32
+    """Threads per worker. Threads waiting on a slow client cost little memory and no CPU;
+    enough of them keep the archive answering while some clients stall."""
+    timeout: float = 30.0
+    """Seconds a request body read or a response write may make no progress before the
+    connection is dropped (a client that stops reading frees its thread)."""
+    header_timeout: float = 10.0
+    """Seconds from a connection's first byte to a complete request head (slow-header
+    clients are cut off)."""
+    keepalive: int = 5
+    """Seconds an idle kept-alive connection stays open (it holds no thread meanwhile)."""
+    max_client_requests: int = 8
+    """Threads of a worker one client address may hold at once (reading a request,
+    running it, writing a response) before its next connection gets 503; 0 turns the
+    limit off (set 0 behind a proxy, where every request comes from the proxy)."""
+    tls_cert: Path | None = None
+    """PEM certificate chain: serve HTTPS directly (else plain HTTP, e.g. behind a proxy)."""
+    tls_key: Path | None = None
+    """PEM private key for ``tls_cert``."""
     cors_origins: tuple[str, ...] = ()
     """Web origins (``https://viewer.example.org``) allowed to call the archive from a
     browser, e.g. a viewer on another host; empty means none. ``["*"]`` allows any origin
@@ -357,6 +388,10 @@ def _convert(value: Any, hint: Any, where: str, base: Path) -> Any:
         if not isinstance(value, str | int | float):
             raise ConfigurationError(f"{where}: expected a string, got {value!r}")
         return str(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigurationError(f"{where}: expected a table, got {value!r}")
+        return dict(value)
     if origin is tuple:
         (item,) = typing.get_args(hint)[:1]
         if isinstance(value, str):

@@ -106,7 +106,7 @@ def any_db_services(tmp_path: Path, db_url: str) -> Iterator[Services]:
     svc.close()
 
 
-def write_config(settings: Settings, path: Path) -> Path:
+def write_config(settings: Settings, path: Path, extra_http: str = "") -> Path:
     """Write ``settings`` as a config.toml a server process can read."""
     peers = "\n".join(
         f'[[dimse.peers]]\nae_title = "{p.ae_title}"\n'
@@ -141,7 +141,13 @@ trust_proxy_headers = {str(settings.http.trust_proxy_headers).lower()}
 stow_deidentify = {str(settings.http.stow_deidentify).lower()}
 trusted_proxies = {settings.http.trusted_proxies}
 public_url = "{settings.http.public_url}"
-"""
+workers = {settings.http.workers}
+threads = {settings.http.threads}
+timeout = {settings.http.timeout}
+header_timeout = {settings.http.header_timeout}
+keepalive = {settings.http.keepalive}
+max_client_requests = {settings.http.max_client_requests}
+{extra_http}"""
     text += "[deid]\n"
     deid = settings.deid
     text += (f"quarantine_retention_days = {deid.quarantine_retention_days!r}\n"
@@ -186,9 +192,16 @@ class ServerProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.http.port}{self.settings.http.base_path}"
 
+    wrapped: bool = False
+    """The process is a wrapper (strace) whose child is the server."""
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(sig)
+            if self.wrapped:
+                for pid in child_pids(self.process.pid):
+                    os.kill(pid, sig)
+            else:
+                self.process.send_signal(sig)
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -196,13 +209,38 @@ class ServerProcess:
                 self.process.wait()
 
 
-def start_server(settings: Settings, workdir: Path, *args: str) -> ServerProcess:
-    """Start ``omipacs serve`` and wait until it says READY."""
-    config = write_config(settings, workdir / "config.toml")
+def child_pids(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (read from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            # The parent pid is the second field after the parenthesised command name.
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def start_server(
+    settings: Settings,
+    workdir: Path,
+    *args: str,
+    wrapper: tuple[str, ...] = (),
+    extra_http: str = "",
+) -> ServerProcess:
+    """Start ``omipacs serve`` and wait until it says READY.
+
+    ``wrapper`` runs the server under another program (``strace -f ...``);
+    ``extra_http`` is added to the config's ``[http]`` table.
+    """
+    config = write_config(settings, workdir / "config.toml", extra_http)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("OMIPACS_CONFIG", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "omipacs", "--config", str(config), "serve", *args],
+        [*wrapper, sys.executable, "-m", "omipacs", "--config", str(config), "serve", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -225,7 +263,7 @@ def start_server(settings: Settings, workdir: Path, *args: str) -> ServerProcess
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
             raise RuntimeError("server did not start:\n" + "".join(log))
-    return ServerProcess(settings, config, proc, log)
+    return ServerProcess(settings, config, proc, log, wrapped=bool(wrapper))
 
 
 @pytest.fixture

@@ -36,6 +36,13 @@ def register_error_handlers(app: Flask) -> None:
     def _http(exc: HTTPException) -> Response:
         return error_response(exc.code or 500, exc.description or exc.name)
 
+    @app.errorhandler(TimeoutError)
+    def _stalled(exc: TimeoutError) -> Response:
+        # The connection's socket deadline (omipacs.web.sendfile): the body stopped coming.
+        response = error_response(408, "the request body stopped arriving; try again")
+        response.headers["Connection"] = "close"
+        return response
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unexpected error serving a request", exc_info=exc)

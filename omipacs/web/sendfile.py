@@ -1,152 +1,138 @@
-"""Send file ranges of a :class:`~omipacs.web.body.SegmentedBody` with ``os.sendfile``.
+"""What the WSGI server sees of a request: deadlines and sendfile bodies.
 
-waitress copies every response byte through Python: the app's chunks are appended to an
-output buffer by a worker thread and sent by the main loop, which caps a WADO-RS
-retrieval at a fraction of what the disk and socket can do. waitress already has a fast
-path for ``wsgi.file_wrapper`` bodies (the main loop pulls from the file as the socket
-drains, no worker thread involved); we feed it a body made of segments and teach the
-channel to send the file segments from the kernel's page cache straight to the socket.
+One middleware between gunicorn and the Flask app does two things every request
+needs and the app should not know about:
 
-This relies on two waitress details, both covered by the retrieval tests (a change in
-either fails them loudly rather than corrupting output): a ``ReadOnlyFileBasedBuffer``
-app iterable is handed to the channel as an output buffer, and the channel sends what
-the buffer's ``get`` returns with ``send`` and then ``skip``s what was sent.
+- **Deadlines.** The connection's socket gets ``[http] timeout``: a request body that
+  stops arriving or a client that stops reading the response raises ``TimeoutError``
+  after that many idle seconds, which frees the thread (gunicorn then closes the
+  connection). gunicorn puts the socket in ``environ["gunicorn.socket"]``.
+- **Zero-copy bodies.** A :class:`~omipacs.web.body.SegmentedBody` (WADO-RS as stored:
+  a few short byte strings around byte ranges of stored files) goes out with
+  ``sendfile``. A body that is one file range uses the standard ``wsgi.file_wrapper``,
+  which gunicorn sends with ``socket.sendfile`` for ``Content-Length`` bytes from the
+  file's current offset. A body of several segments has no standard interface, so the
+  short byte strings are yielded to gunicorn as usual (it writes each one before asking
+  for the next) and each file range is sent with ``socket.sendfile`` on the connection's
+  socket in between. That path is taken only when it cannot break the framing: plain
+  HTTP/1.x (not TLS, not HTTP/2), a GET with a 200/206 status and a ``Content-Length``
+  equal to the body's length. Otherwise the body is iterated like any other.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-from collections.abc import Callable, Iterable
+import socket
+import ssl
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from waitress.buffers import ReadOnlyFileBasedBuffer
-from waitress.channel import HTTPChannel
-from waitress.wasyncore import _DISCONNECTED
-
-from omipacs.web.body import FileRange, SegmentedBody, segment_length
+from omipacs.config import HttpSettings
+from omipacs.web.body import FileRange, SegmentedBody, ShortFile
 
 log = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-class FileSlice:
-    """What the buffer hands the channel for a file segment: a range of an open file."""
+class RangeFile:
+    """One byte range of a stored file as a file object gunicorn can ``sendfile``."""
 
-    __slots__ = ("fd", "length", "offset")
+    def __init__(self, part: FileRange) -> None:
+        self._fd = os.open(part.path, os.O_RDONLY)
+        self._left = part.length
+        # gunicorn sends Content-Length bytes from the descriptor's current offset.
+        os.lseek(self._fd, part.offset, os.SEEK_SET)
 
-    def __init__(self, fd: int, offset: int, length: int) -> None:
-        self.fd = fd
-        self.offset = offset
-        self.length = length
+    def fileno(self) -> int:
+        return self._fd
 
-    def __len__(self) -> int:
-        return self.length
-
-
-class SegmentBuffer(ReadOnlyFileBasedBuffer):  # type: ignore[misc]
-    """A waitress output buffer over a body's segments, read as the socket drains."""
-
-    def __init__(self, body: SegmentedBody) -> None:
-        # Not calling the base __init__: there is no single file behind this buffer.
-        self.file = None
-        self.block_size = 1 << 20
-        self.remain = body.length
-        self._segments = body.segments
-        self._index = 0
-        self._pos = 0
-        self._fd: int | None = None
-
-    def prepare(self, size: int | None = None) -> int:
-        return int(self.remain)
-
-    def _current(self) -> FileRange | bytes | None:
-        while self._index < len(self._segments):
-            segment = self._segments[self._index]
-            if self._pos < segment_length(segment):
-                return segment
-            self._advance()
-        return None
-
-    def _advance(self) -> None:
-        self._close_fd()
-        self._index += 1
-        self._pos = 0
-
-    def _close_fd(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def get(self, numbytes: int = -1, skip: bool = False) -> bytes | FileSlice:
-        segment = self._current()
-        if segment is None:
-            return b""
-        want = segment_length(segment) - self._pos
-        if numbytes >= 0:
-            want = min(want, numbytes)
-        if isinstance(segment, bytes):
-            out: bytes | FileSlice = segment[self._pos : self._pos + want]
-        else:
-            if self._fd is None:
-                self._fd = os.open(segment.path, os.O_RDONLY)
-            out = FileSlice(self._fd, segment.offset + self._pos, want)
-        if skip:
-            self.skip(want)
-        return out
-
-    def skip(self, numbytes: int, allow_prune: int = 0) -> None:
-        if numbytes > self.remain:
-            raise ValueError(f"cannot skip {numbytes} bytes of {self.remain}")
-        self.remain -= numbytes
-        while numbytes:
-            segment = self._current()
-            assert segment is not None
-            take = min(numbytes, segment_length(segment) - self._pos)
-            self._pos += take
-            numbytes -= take
-            if self._pos == segment_length(segment):
-                self._advance()
+    def read(self, size: int = -1) -> bytes:
+        """Used only where sendfile is not (TLS): the range, chunk by chunk."""
+        want = self._left if size < 0 else min(size, self._left)
+        data = os.read(self._fd, want) if want > 0 else b""
+        if want > 0 and not data:
+            raise ShortFile(f"a stored object ended {self._left} bytes before the range")
+        self._left -= len(data)
+        return data
 
     def close(self) -> None:
-        self._close_fd()
-        self._segments = []
-        self.remain = 0
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
-class SendfileChannel(HTTPChannel):  # type: ignore[misc]
-    """A waitress channel that sends :class:`FileSlice` chunks with ``os.sendfile``."""
-
-    def send(self, data: Any, do_close: bool = True) -> int:
-        if not isinstance(data, FileSlice):
-            return int(super().send(data, do_close))
-        try:
-            sent = os.sendfile(self.socket.fileno(), data.fd, data.offset, data.length)
-        except OSError as why:
-            if why.errno == errno.EWOULDBLOCK:
-                return 0
-            if why.errno in _DISCONNECTED:
-                if do_close:
-                    self.handle_close()
-                return 0
-            raise
-        if sent == 0 and data.length:
-            # The file is shorter than the index says: the response cannot be completed.
-            log.error("a stored object ended before the range being sent; closing the response")
-            self.handle_close()
-        return sent
+def _whole(part: FileRange) -> bool:
+    """The file still holds the range the index promised (else iterate: ShortFile)."""
+    try:
+        return os.stat(part.path).st_size >= part.offset + part.length
+    except OSError:
+        return False
 
 
-def middleware(app: WsgiApp) -> WsgiApp:
-    """Hand segmented bodies to waitress as file buffers; everything else passes through."""
+def send_segments(body: SegmentedBody, sock: socket.socket) -> Iterator[bytes]:
+    """Yield the byte segments; send the file ranges on ``sock`` in between."""
+    # gunicorn writes the status line and headers with the first chunk: make it now, so
+    # nothing reaches the socket before them.
+    yield b""
+    for segment in body.segments:
+        if isinstance(segment, bytes):
+            if segment:
+                yield segment
+            continue
+        with open(segment.path, "rb") as f:
+            sent = sock.sendfile(f, segment.offset, segment.length) if segment.length else 0
+        if sent != segment.length:
+            raise ShortFile(
+                f"a stored object ended {segment.length - sent} bytes before the range"
+            )
+
+
+def _zero_copy(
+    environ: dict[str, Any], body: SegmentedBody, started: dict[str, Any]
+) -> Iterable[bytes] | None:
+    """The sendfile form of ``body`` if this server and response allow one, else None."""
+    status = str(started.get("status", ""))
+    if environ.get("REQUEST_METHOD") != "GET" or status[:3] not in ("200", "206"):
+        return None
+    lengths = [v for k, v in started.get("headers", []) if k.lower() == "content-length"]
+    if lengths != [str(body.length)]:
+        return None
+    files = [s for s in body.segments if isinstance(s, FileRange)]
+    if not all(_whole(f) for f in files):
+        return None
+    wrapper = environ.get("wsgi.file_wrapper")
+    if len(body.segments) == 1 and files and wrapper is not None:
+        # gunicorn's FileWrapper closes the file object it wraps when the response ends.
+        return wrapper(RangeFile(files[0]))  # type: ignore[no-any-return]
+    sock = environ.get("gunicorn.socket")
+    if not isinstance(sock, socket.socket) or isinstance(sock, ssl.SSLSocket):
+        return None
+    if environ.get("SERVER_PROTOCOL") in ("HTTP/1.1", "HTTP/1.0"):
+        return send_segments(body, sock)
+    return None
+
+
+def middleware(app: WsgiApp, http: HttpSettings) -> WsgiApp:
+    """Wrap ``app`` with the socket deadlines and sendfile bodies."""
+    timeout = http.timeout
 
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        body = app(environ, start_response)
-        # waitress iterates (rather than drains) a file buffer of length 0: leave those be.
+        sock = environ.get("gunicorn.socket")
+        if isinstance(sock, socket.socket) and timeout > 0:
+            sock.settimeout(timeout)
+        started: dict[str, Any] = {}
+
+        def recording(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+            started["status"], started["headers"] = status, headers
+            return start_response(status, headers, *exc)
+
+        body = app(environ, recording)
         if isinstance(body, SegmentedBody) and body.length:
-            return SegmentBuffer(body)
+            fast = _zero_copy(environ, body, started)
+            if fast is not None:
+                return fast
         return body
 
     return wrapped

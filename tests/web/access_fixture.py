@@ -100,8 +100,12 @@ def _mark_sr(services: Services, root: Path) -> str:
 def build(root: Path, db_url: str, backend: str) -> Iterator[AccessArchive]:
     """Build the archive on ``db_url``, serve it on a real socket, yield, stop."""
     base_settings: Settings = make_settings(root, db_url)
+    # One HTTP worker: the checks below expect an admin change to act "at once in this
+    # process"; other workers see it within cache_seconds.
     settings = dataclasses.replace(
-        base_settings, auth=AuthSettings(mode="token", cache_seconds=0.5)
+        base_settings,
+        auth=AuthSettings(mode="token", cache_seconds=0.5),
+        http=dataclasses.replace(base_settings.http, workers=1),
     )
     services = open_archive(settings)
     populate(services, root)
@@ -180,7 +184,9 @@ def build(root: Path, db_url: str, backend: str) -> Iterator[AccessArchive]:
                label[0] in "12")
         for label, kind in kinds.items()
     ) + (targets["sr-member"],)
-    server = web_server.start(services)
+    services.engine.dispose()  # the HTTP server is forked: no pooled connection to inherit
+    server = web_server.start(services.settings)
+    server.wait_ready()
     try:
         yield AccessArchive(
             services=services,

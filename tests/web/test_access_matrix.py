@@ -22,6 +22,7 @@ must be in the audit trail, in order, with its status and outcome.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,10 +269,15 @@ def test_access_matrix(archive: AccessArchive) -> None:
     assert not problems, f"{len(problems)} of {len(cases)} cases wrong:\n" + "\n".join(
         problems[:40]
     )
-    # Every case is in the audit trail, in order, with its status and outcome.
-    a.services.audit.flush()
-    with a.services.sessions() as s:
-        events = query_events(s, limit=1_000_000)[already:]
+    # Every case is in the audit trail, in order, with its status and outcome. The server
+    # process writes its audit events to the index in the background: wait for them.
+    deadline = time.monotonic() + 30
+    while True:
+        with a.services.sessions() as s:
+            events = query_events(s, limit=1_000_000)[already:]
+        if len(events) >= len(cases) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert len(events) == len(cases)
     for case, event in zip(cases, events, strict=True):
         assert event.door == "http"

@@ -2,7 +2,7 @@
 
 A research download of a 500 MB DBT object that breaks off can be resumed where it
 stopped, and a viewer that has an instance can revalidate it without fetching it again.
-In process over real services; the same responses go out through waitress (see
+In process over real services; the same responses go out through gunicorn (see
 test_sendfile.py for the socket side).
 """
 

@@ -1,7 +1,9 @@
-"""WADO-RS "as stored" bodies go out through waitress with os.sendfile.
+"""WADO-RS "as stored" bodies go out of gunicorn's workers with sendfile.
 
-The server runs in this process (so the test can see which system calls send the
-bytes) on a real socket; clients are plain HTTP over that socket.
+The server is a real ``omipacs serve`` process run under ``strace``, which records
+every ``sendfile`` system call its HTTP workers make: the test sees that stored bytes
+leave through the kernel without passing through Python, and that what the client
+receives is byte-identical to what was stored.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ import dataclasses
 import http.client
 import io
 import os
+import re
+import shutil
 import socket
 import time
 from collections.abc import Iterator
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
-from typing import Any
 
 import pydicom
 import pytest
@@ -27,67 +30,74 @@ from omipacs.demo import factory
 from omipacs.index.models import Instance
 from omipacs.ingest.origin import IngestOrigin, OriginKind
 from omipacs.services import Services
-from omipacs.web import server as web_server
-from omipacs.web.body import FileRange, SegmentedBody
-from omipacs.web.sendfile import FileSlice, SegmentBuffer, middleware
+from omipacs.web.body import FileRange, SegmentedBody, ShortFile
+from omipacs.web.sendfile import RangeFile, send_segments
+from tests.conftest import ServerProcess, start_server
+
+pytestmark = pytest.mark.slow
 
 ORIGIN = IngestOrigin(OriginKind.IMPORT, deidentify=False)
+SENDFILE = re.compile(r"sendfile\(.*\)\s*=\s*(\d+)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@dataclasses.dataclass
+class Traced:
+    services: Services
+    server: ServerProcess
+    trace: Path
+
+    @property
+    def port(self) -> int:
+        return self.server.settings.http.port
+
+    def sent(self) -> list[int]:
+        """Bytes sent by each sendfile call the server's processes have made so far."""
+        text = self.trace.read_text() if self.trace.exists() else ""
+        return [int(m.group(1)) for m in SENDFILE.finditer(text)]
+
+    def settled(self, total: int) -> bool:
+        """Whether the recorded sendfile calls add up to ``total`` (strace writes late)."""
+        deadline = time.monotonic() + 10
+        while sum(self.sent()) < total and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return sum(self.sent()) == total
 
 
-@pytest.fixture
-def live(settings: Settings, tmp_path: Path) -> Iterator[tuple[Services, int]]:
-    port = free_port()
-    settings = dataclasses.replace(settings, http=dataclasses.replace(settings.http, port=port))
+def _traced(settings: Settings, tmp_path: Path) -> Iterator[Traced]:
+    strace = shutil.which("strace")
+    assert strace, "strace is needed to watch the server's system calls (.ci/run installs it)"
+    trace = tmp_path / "strace.out"
     services = Services.create(settings)
-    http_server = web_server.start(services)
+    server = start_server(
+        settings,
+        tmp_path,
+        wrapper=(strace, "-f", "-qq", "-e", "trace=sendfile", "-o", str(trace)),
+    )
     try:
-        yield services, port
+        yield Traced(services, server, trace)
     finally:
-        http_server.close()
+        server.stop()
         services.close()
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Byte counts of every os.sendfile call made while the test runs."""
-    calls: list[int] = []
-    real = os.sendfile
-
-    def counting(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
-        n = real(out_fd, in_fd, offset, count)
-        calls.append(n)
-        return n
-
-    monkeypatch.setattr(os, "sendfile", counting)
-    return calls
+def live(settings: Settings, tmp_path: Path) -> Iterator[Traced]:
+    yield from _traced(settings, tmp_path)
 
 
-def settled(sent: list[int], total: int) -> bool:
-    """Whether the server's sendfile calls add up to ``total`` bytes.
-
-    The client can read the last byte before the server thread, back from the system
-    call, has recorded it: wait (briefly) for the record rather than race it.
-    """
-    deadline = time.monotonic() + 10
-    while sum(sent) < total and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return sum(sent) == total
+@pytest.fixture
+def live_dual_stack(settings: Settings, tmp_path: Path) -> Iterator[Traced]:
+    """Listening on every address "localhost" resolves to (127.0.0.1, and ::1 where the
+    resolver says so): waitress used to truncate downloads with more than one socket."""
+    http = dataclasses.replace(settings.http, host="localhost")
+    yield from _traced(dataclasses.replace(settings, http=http), tmp_path)
 
 
-def store(services: Services, tmp_path: Path, datasets: list[pydicom.Dataset]) -> list[Path]:
-    paths = []
+def store(services: Services, tmp_path: Path, datasets: list[pydicom.Dataset]) -> None:
     for i, ds in enumerate(datasets):
         path = tmp_path / f"in{i}.dcm"
         factory.save(ds, path)
         services.pipeline.ingest_file(path, ORIGIN)
-        paths.append(path)
-    return paths
 
 
 def instance_url(ds: pydicom.Dataset) -> str:
@@ -97,13 +107,20 @@ def instance_url(ds: pydicom.Dataset) -> str:
     )
 
 
-def blob_keys(services: Services) -> dict[str, str]:
+def stored_bytes(services: Services) -> dict[str, bytes]:
     with services.sessions() as session:
-        return dict(session.execute(select(Instance.sop_instance_uid, Instance.blob_key)).all())
+        keys = dict(session.execute(select(Instance.sop_instance_uid, Instance.blob_key)).all())
+    out = {}
+    for uid, key in keys.items():
+        with services.blobs.open(key) as f:
+            out[uid] = f.read()
+    return out
 
 
-def get(port: int, path: str, accept: str) -> tuple[http.client.HTTPResponse, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def get(
+    port: int, path: str, accept: str, host: str = "127.0.0.1"
+) -> tuple[http.client.HTTPResponse, bytes]:
+    conn = http.client.HTTPConnection(host, port, timeout=30)
     conn.request("GET", path, headers={"Accept": accept})
     resp = conn.getresponse()
     body = resp.read()
@@ -111,51 +128,61 @@ def get(port: int, path: str, accept: str) -> tuple[http.client.HTTPResponse, by
     return resp, body
 
 
-def test_a_study_is_sent_from_the_page_cache_byte_identical(
-    live: tuple[Services, int], tmp_path: Path, sent: list[int]
-) -> None:
-    services, port = live
-    study = pydicom.uid.generate_uid()
-    datasets = [
+def parts_of(resp: http.client.HTTPResponse, body: bytes) -> list[bytes]:
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + resp.headers["Content-Type"].encode() + b"\r\n\r\n" + body
+    )
+    return [p.get_payload(decode=True) for p in message.iter_parts()]
+
+
+STUDY_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+
+
+def three_objects(study: str) -> list[pydicom.Dataset]:
+    return [
         factory.make_mammo(rows=512, columns=416, study_uid=study, rng=1),
         factory.make_mammo(rows=512, columns=416, study_uid=study, view="MLO", rng=2),
         factory.make_dbt(frames=8, rows=256, columns=208, study_uid=study, rng=3),
     ]
-    store(services, tmp_path, datasets)
-    resp, body = get(
-        port,
-        f"/dicom-web/studies/{study}",
-        'multipart/related; type="application/dicom"; transfer-syntax=*',
-    )
+
+
+def test_a_study_is_sent_from_the_page_cache_byte_identical(live: Traced, tmp_path: Path) -> None:
+    study = pydicom.uid.generate_uid()
+    store(live.services, tmp_path, three_objects(study))
+    resp, body = get(live.port, f"/dicom-web/studies/{study}", STUDY_ACCEPT)
     assert resp.status == 200
     assert int(resp.headers["Content-Length"]) == len(body)
-    message = BytesParser(policy=HTTP).parsebytes(
-        b"Content-Type: " + resp.headers["Content-Type"].encode() + b"\r\n\r\n" + body
-    )
-    parts = [p.get_payload(decode=True) for p in message.iter_parts()]
-    with services.sessions() as session:
-        from omipacs.index.models import Instance
-
-        keys = {i.sop_instance_uid: i.blob_key for i in session.query(Instance)}
-    stored = {
-        ds.SOPInstanceUID: services.blobs.open(keys[ds.SOPInstanceUID]).read() for ds in datasets
-    }
-    assert sorted(parts) == sorted(stored.values())  # type: ignore[type-var]
-    assert settled(sent, sum(len(b) for b in stored.values()))
+    stored = stored_bytes(live.services)
+    assert sorted(parts_of(resp, body)) == sorted(stored.values())
+    # Every stored byte went out through sendfile, none of the multipart framing did.
+    assert live.settled(sum(len(b) for b in stored.values()))
 
 
-def test_single_part_and_bulk_data_ranges_use_sendfile(
-    live: tuple[Services, int], tmp_path: Path, sent: list[int]
+def test_a_study_downloads_whole_when_listening_on_two_addresses(
+    live_dual_stack: Traced, tmp_path: Path
 ) -> None:
-    services, port = live
+    live = live_dual_stack
+    study = pydicom.uid.generate_uid()
+    store(live.services, tmp_path, three_objects(study))
+    stored = stored_bytes(live.services)
+    hosts = {a[4][0] for a in socket.getaddrinfo("localhost", live.port, type=socket.SOCK_STREAM)}
+    for host in sorted(hosts):
+        for _ in range(3):
+            resp, body = get(live.port, f"/dicom-web/studies/{study}", STUDY_ACCEPT, host)
+            assert resp.status == 200
+            assert len(body) == int(resp.headers["Content-Length"])
+            assert sorted(parts_of(resp, body)) == sorted(stored.values())
+
+
+def test_single_part_and_bulk_data_ranges_use_sendfile(live: Traced, tmp_path: Path) -> None:
     ds = factory.make_mammo(rows=512, columns=416, rng=4)
-    store(services, tmp_path, [ds])
+    store(live.services, tmp_path, [ds])
     base = instance_url(ds)
-    resp, body = get(port, base, "application/dicom; transfer-syntax=*")
+    resp, body = get(live.port, base, "application/dicom; transfer-syntax=*")
     assert resp.status == 200
     assert pydicom.dcmread(io.BytesIO(body)).PixelData == ds.PixelData
-    assert settled(sent, len(body))
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    assert live.settled(len(body))
+    conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=30)
     conn.request(
         "GET",
         f"{base}/bulkdata/7FE00010",
@@ -164,66 +191,82 @@ def test_single_part_and_bulk_data_ranges_use_sendfile(
     r = conn.getresponse()
     assert r.status == 206
     assert r.read() == ds.PixelData[100:1100]
-    assert settled(sent, len(body) + 1000) and sent[-1] == 1000
+    assert live.settled(len(body) + 1000) and live.sent()[-1] == 1000
     # A resumed download: a byte range of the instance itself, also from the page cache.
     headers = {"Accept": "application/dicom; transfer-syntax=*", "Range": "bytes=1000-4999"}
     conn.request("GET", base, headers=headers)
     r = conn.getresponse()
     assert r.status == 206
     assert r.read() == body[1000:5000]
-    assert settled(sent, len(body) + 1000 + 4000) and sent[-1] == 4000
+    assert live.settled(len(body) + 1000 + 4000) and live.sent()[-1] == 4000
+    # HEAD describes the body and sends none of it.
+    conn.request("HEAD", base, headers={"Accept": "application/dicom; transfer-syntax=*"})
+    r = conn.getresponse()
+    assert r.status == 200 and r.read() == b""
+    assert int(r.headers["Content-Length"]) == len(body)
+    conn.request("GET", "/dicom-web/studies", headers={"Accept": "application/dicom+json"})
+    assert conn.getresponse().status == 200
+    conn.close()
 
 
 def test_a_truncated_blob_ends_the_connection_and_the_server_goes_on(
-    live: tuple[Services, int], tmp_path: Path
+    live: Traced, tmp_path: Path
 ) -> None:
-    services, port = live
     ds = factory.make_mammo(rows=512, columns=416, rng=5)
-    store(services, tmp_path, [ds])
-    (key,) = blob_keys(services).values()
-    blob = services.blobs.local_path(key)
+    store(live.services, tmp_path, [ds])
+    with live.services.sessions() as session:
+        key = session.execute(select(Instance.blob_key)).scalar_one()
+    blob = live.services.blobs.local_path(key)
     assert blob is not None
     full = blob.stat().st_size
     os.truncate(blob, full // 2)
-    base = instance_url(ds)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", base, headers={"Accept": "application/dicom; transfer-syntax=*"})
+    conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=30)
+    conn.request(
+        "GET", instance_url(ds), headers={"Accept": "application/dicom; transfer-syntax=*"}
+    )
     resp = conn.getresponse()
     assert int(resp.headers["Content-Length"]) == full
     with pytest.raises(http.client.IncompleteRead):
         resp.read()
     conn.close()
-    resp2, _ = get(port, "/dicom-web/studies", "application/dicom+json")
+    resp2, _ = get(live.port, "/dicom-web/studies", "application/dicom+json")
     assert resp2.status == 200
 
 
-def test_segment_buffer_hands_out_bytes_and_file_slices(tmp_path: Path) -> None:
+def test_segments_go_out_in_order_with_the_file_ranges_sent_by_the_kernel(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"0123456789")
-    buf = SegmentBuffer(SegmentedBody([b"ab", FileRange(path, 2, 6), b"yz"]))
-    assert buf.prepare() == len(buf) == 10
-    out: list[Any] = []
-    while len(buf):
-        chunk = buf.get(4)
-        if isinstance(chunk, FileSlice):
-            out.append(os.pread(chunk.fd, 3, chunk.offset)[: min(3, chunk.length)])
-            buf.skip(min(3, chunk.length))  # a short send
-        else:
-            out.append(chunk)
-            buf.skip(len(chunk))
-    assert b"".join(out) == b"ab234567yz"
-    buf.close()
+    body = SegmentedBody([b"ab", FileRange(path, 2, 6), b"yz", FileRange(path, 0, 0)])
+    left, right = socket.socketpair()
+    with left, right:
+        chunks = []
+        for chunk in send_segments(body, left):
+            left.sendall(chunk)  # what the server does with each yielded chunk
+            chunks.append(chunk)
+        assert chunks == [b"", b"ab", b"yz"]
+        right.settimeout(5)
+        got = b""
+        while len(got) < body.length:
+            got += right.recv(100)
+    assert got == b"ab234567yz"
 
 
-def test_only_non_empty_segmented_bodies_become_file_buffers(tmp_path: Path) -> None:
+def test_a_short_file_segment_stops_the_body(tmp_path: Path) -> None:
     path = tmp_path / "f"
-    path.write_bytes(b"abc")
-    bodies = {"/full": SegmentedBody([FileRange(path, 0, 3)]), "/empty": SegmentedBody([])}
+    path.write_bytes(b"0123")
+    left, right = socket.socketpair()
+    with left, right, pytest.raises(ShortFile):
+        for _ in send_segments(SegmentedBody([b"h", FileRange(path, 2, 6)]), left):
+            pass
 
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        return bodies.get(environ["PATH_INFO"], [b"plain"])
 
-    wrapped = middleware(app)
-    assert isinstance(wrapped({"PATH_INFO": "/full"}, None), SegmentBuffer)
-    assert wrapped({"PATH_INFO": "/empty"}, None) is bodies["/empty"]
-    assert wrapped({"PATH_INFO": "/other"}, None) == [b"plain"]
+def test_a_range_file_reads_only_its_range(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789")
+    f = RangeFile(FileRange(path, 3, 4))
+    assert os.lseek(f.fileno(), 0, os.SEEK_CUR) == 3
+    assert f.read(3) + f.read(3) + f.read(3) == b"3456"
+    f.close()
+    f.close()
