@@ -319,6 +319,11 @@ class AuthSettings:
 class AuditSettings:
     """The audit trail of access decisions and data access."""
 
+    enabled: bool = True
+    """Record every access decision and data access (the default, and what a licensed
+    archive needs). ``false`` leaves no trail at all, not even of the local user: it
+    exists to measure what the trail costs (``tests/benchmarks/bench_access.py``) and
+    is warned about at every start."""
     file: Path | None = None
     """JSON-lines copy of every event (default <storage.root>/audit/audit.jsonl)."""
     batch_seconds: float = 0.5

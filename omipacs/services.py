@@ -38,7 +38,7 @@ class Services:
     spool: Spool
     pipeline: IngestPipeline
     audit: AuditLog | None = None
-    """The audit trail (None only for services opened without one, e.g. read-only tools)."""
+    """The audit trail (None only when ``[audit] enabled = false``: see :func:`open_audit`)."""
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -78,17 +78,7 @@ class Services:
             cleaner=cleaner,
             quarantine=quarantine,
         )
-        forward = None
-        if settings.audit.syslog:
-            from omipacs.access.syslog import SyslogSender
-
-            forward = SyslogSender(settings.audit.syslog, settings.dimse.ae_title).send
-        audit = AuditLog(
-            write_sessions,
-            settings.audit.file or root / "audit" / "audit.jsonl",
-            batch_seconds=settings.audit.batch_seconds,
-            forward=forward,
-        )
+        audit = open_audit(settings, write_sessions)
         return cls(
             settings,
             engine,
@@ -106,6 +96,27 @@ class Services:
             self.audit.close()
             self.audit = None
         self.engine.dispose()
+
+
+def open_audit(settings: Settings, write_sessions: sessionmaker[Session]) -> AuditLog | None:
+    """The audit trail, or None (said loudly) when ``[audit] enabled = false``."""
+    if not settings.audit.enabled:
+        log.warning(
+            "AUDIT TRAIL DISABLED ([audit] enabled = false): no access decision or data "
+            "access of this process is recorded, in the index or in a file"
+        )
+        return None
+    forward = None
+    if settings.audit.syslog:
+        from omipacs.access.syslog import SyslogSender
+
+        forward = SyslogSender(settings.audit.syslog, settings.dimse.ae_title).send
+    return AuditLog(
+        write_sessions,
+        settings.audit.file or Path(settings.storage.root) / "audit" / "audit.jsonl",
+        batch_seconds=settings.audit.batch_seconds,
+        forward=forward,
+    )
 
 
 def make_blob_store(settings: Settings) -> BlobStore:
