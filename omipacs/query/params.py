@@ -27,7 +27,15 @@ regard to case (PS3.18 §8.3.4.1).
 Parameters other than attributes: ``limit``, ``offset``, ``fuzzymatching`` and
 ``includefield``. ``_`` (a browser cache buster) and ``accept``/``charset`` (content
 negotiation, PS3.18 §8.3.3, the web layer's business) are accepted and ignored.
-Anything else is refused: silently ignoring a misspelt key would return wrong matches.
+
+Unknown parameters are handled one way, by what their name is:
+
+- a DICOM attribute (a data dictionary keyword, or any tag) the archive does not index,
+  e.g. ``PatientWeight=70``: not matched, as PS3.4 C.2.2.1.3 treats an unsupported
+  optional key, and named in the response's ``Warning: 299`` (so the wider answer is
+  never silent); C-FIND answers the same key the same way;
+- anything else (``orderby``, a misspelt keyword): 400, naming the parameter, since no
+  reading of it can be right and ignoring it would return wrong matches.
 """
 
 from __future__ import annotations
@@ -168,6 +176,9 @@ class QidoQuery:
     fuzzymatching: bool = False
     limit_clamped: bool = False
     ignored_fields: tuple[str, ...] = field(default=())
+    ignored_keys: tuple[str, ...] = field(default=())
+    """Matching keys naming DICOM attributes the archive does not index: not matched
+    (the search is wider than asked), and the web layer says so in a Warning."""
 
 
 def _check_value(name: str, value: str, limit: int = MAX_VALUE_LENGTH) -> None:
@@ -401,6 +412,7 @@ def parse_qido(
     controls: dict[str, str] = {}
     include: list[str] = []
     filters: list[Filter] = []
+    unmatched: list[str] = []
     seen: set[tuple[int, ...]] = set()
     for name, value in params:
         if len(name) > MAX_NAME_LENGTH:
@@ -422,12 +434,13 @@ def parse_qido(
         try:
             path = _resolve(name, what="query parameter")
         except UnknownAttribute as unknown:
-            reason = (
-                "is not an attribute the archive can match"
-                if unknown.dicom
-                else ("is not a query parameter or attribute keyword")
-            )
-            raise InvalidQuery(f"{name} {reason}") from None
+            if not unknown.dicom:
+                raise InvalidQuery(
+                    f"{name} is not a query parameter or attribute keyword"
+                ) from None
+            _check_value(name, value)
+            unmatched.append(name)
+            continue
         key = tuple(a.tag for a in path)
         if key in seen:
             raise InvalidQuery(f"{name} is given more than once")
@@ -451,6 +464,7 @@ def parse_qido(
         fuzzymatching=fuzzy,
         limit_clamped=clamped,
         ignored_fields=tuple(ignored),
+        ignored_keys=tuple(unmatched),
     )
 
 

@@ -39,8 +39,10 @@ from pydicom.pixels.processing import apply_color_lut, apply_modality_lut, apply
 
 from omipacs.errors import BadRequest, NotAcceptable
 
-MEDIA_TYPES: Final[frozenset[str]] = frozenset({"image/jpeg", "image/png"})
-"""Rendered media types produced here (PS3.18 Table 8.7.4-1: JPEG default, PNG optional)."""
+MEDIA_TYPES: Final[frozenset[str]] = frozenset({"image/jpeg", "image/png", "image/gif"})
+"""Rendered media types produced here (PS3.18 Table 8.7.4-1: JPEG default; PNG and GIF,
+single-frame, as well). A GIF of a grey-scale frame is its 8-bit rendering in a grey
+palette, so nothing is lost against PNG at 8 bits; colour frames are quantised."""
 
 DEFAULT_QUALITY: Final = 90
 """JPEG quality when the request has no ``quality`` parameter."""
@@ -532,10 +534,12 @@ def _color_display(header: Dataset, pixels: np.ndarray, palette: bool) -> np.nda
 
 
 def _encode(image: Image.Image, media_type: str, quality: int) -> bytes:
-    """Encode with Pillow: baseline JPEG (PS3.18 8.7.4) or PNG."""
+    """Encode with Pillow: baseline JPEG (PS3.18 8.7.4), PNG or GIF."""
     buffer = io.BytesIO()
     if media_type == "image/jpeg":
         image.save(buffer, format="JPEG", quality=quality)
+    elif media_type == "image/gif":
+        image.save(buffer, format="GIF")
     else:
         image.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -590,7 +594,9 @@ def render_frame(
         If `pixels` is not one frame matching Samples per Pixel (a caller error).
     """
     if media_type not in MEDIA_TYPES:
-        raise NotAcceptable(f"cannot render to {media_type}; use image/jpeg or image/png")
+        raise NotAcceptable(
+            f"cannot render to {media_type}; use image/jpeg, image/png or image/gif"
+        )
     if quality is not None and not 1 <= int(quality) <= 100:
         raise BadRequest("quality must be an integer from 1 to 100")
     chosen = _check_window(Window(*window)) if window is not None else None

@@ -34,7 +34,13 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
-        return error_response(exc.code or 500, exc.description or exc.name)
+        response = error_response(exc.code or 500, exc.description or exc.name)
+        # A 405 must say which methods the resource has (RFC 9110 §15.5.6): werkzeug
+        # knows them from the route table and puts them in the exception's headers.
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":
+                response.headers["Allow"] = value
+        return response
 
     @app.errorhandler(TimeoutError)
     def _stalled(exc: TimeoutError) -> Response:

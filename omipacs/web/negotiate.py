@@ -27,7 +27,7 @@ from pydicom.uid import (
 from omipacs.dicom.uids import NATIVE_TRANSFER_SYNTAXES
 from omipacs.errors import NotAcceptable
 from omipacs.retrieve.transcode import supported_targets
-from omipacs.web.media import MediaRange, MediaType, parse_accept
+from omipacs.web.media import MediaRange, MediaType, parse_accept, quality
 
 NATIVE = NATIVE_TRANSFER_SYNTAXES
 
@@ -59,8 +59,12 @@ ANY = "*"
 
 
 def _ranges(accept: str | None) -> list[MediaRange]:
-    ranges = [r for r in parse_accept(accept or "") if r.q > 0]
-    return ranges or parse_accept("*/*")
+    """The acceptable ranges, by preference; no header means ``*/*``, and a header of
+    only ``q=0`` ranges accepts nothing (RFC 9110 §12.5.1)."""
+    parsed = parse_accept(accept or "")
+    if not parsed:
+        return parse_accept("*/*")
+    return [r for r in parsed if r.q > 0]
 
 
 def _part_type(r: MediaRange, default_part: str) -> tuple[str | None, bool]:
@@ -142,15 +146,59 @@ def choose_frame_syntax(accept: str | None, stored: str, *, count: int) -> Frame
             return FrameChoice(None, frame_media_type(stored), multipart)
         if wanted in targets:
             return FrameChoice(wanted, frame_media_type(wanted), multipart)
+    if any(_part_type(r, "")[0] == "image/jpeg" for r in _ranges(accept)):
+        raise NotAcceptable(
+            "JPEG frames are served only for instances stored as JPEG: the archive does "
+            "not re-encode lossily (JPEG baseline) and has no JPEG lossless encoder; ask "
+            "for application/octet-stream, image/jls, image/jp2 or image/x-dicom-rle"
+        )
     raise NotAcceptable("cannot provide the frames in any media type and transfer syntax accepted")
 
 
+#: Parameters every textual answer has: its bytes are UTF-8 (PS3.18 §8.7.3.1), so a
+#: range asking for ``charset=utf-8`` matches it (RFC 9110 §12.5.1 compares parameters).
+TEXT_PARAMS: dict[str, str] = {"charset": "utf-8"}
+_TEXTUAL = ("application/dicom+json", "application/json", "application/dicom+xml", "text/")
+
+
+def produced(candidate: str) -> MediaType:
+    """The media type ``candidate`` is served as, with the parameters it really has."""
+    main, sub = candidate.split("/", 1)
+    textual = candidate.startswith(_TEXTUAL)
+    return MediaType(main, sub, dict(TEXT_PARAMS) if textual else {})
+
+
 def wants(accept: str | None, *candidates: str) -> str:
-    """The first of ``candidates`` the Accept header allows, by preference (406 if none)."""
-    ranges = _ranges(accept)
-    for r in ranges:
+    """The first of ``candidates`` the Accept header allows, by preference (406 if none).
+
+    A range's parameters must be parameters the answer has (RFC 9110 §12.5.1): so
+    ``application/dicom+json; charset=utf-8`` is served, ``...; charset=latin1`` is not.
+    """
+    parsed = parse_accept(accept or "")
+    for r in _ranges(accept):
         for c in candidates:
-            main, sub = c.split("/", 1)
-            if r.matches(MediaType(main, sub)):
+            # The most specific range decides a type's quality: "*/*, a/b;q=0" refuses a/b.
+            if r.matches(produced(c)) and quality(parsed, produced(c)) > 0:
                 return c
     raise NotAcceptable(f"this resource is available as {', '.join(candidates)}")
+
+
+def wants_xml_metadata(accept: str | None) -> bool:
+    """Whether ``/metadata`` is asked for as PS3.19 XML rather than DICOM JSON.
+
+    XML comes only as ``multipart/related; type="application/dicom+xml"`` (PS3.18
+    Table 8.7.3-2); JSON answers ``application/dicom+json``, ``application/json`` and
+    wildcards. The first acceptable range, by preference, decides; 406 when neither.
+    """
+    json_types = [produced("application/dicom+json"), produced("application/json")]
+    for r in _ranges(accept):
+        if r.essence == "multipart/related" and (r.param("type") or "").lower() == (
+            "application/dicom+xml"
+        ):
+            return True
+        if any(r.matches(t) for t in json_types):
+            return False
+    raise NotAcceptable(
+        "metadata is available as application/dicom+json or multipart/related; "
+        'type="application/dicom+xml"'
+    )

@@ -105,6 +105,7 @@ def _store(study: str | None) -> Response:
         deidentify=http.stow_deidentify, host=request.remote_addr or "", expected_study_uid=study
     )
     stored: list[Dataset] = []
+    studies: set[str] = set()
     failures: list[OmipacsError] = []
     parts = iter_parts(
         request.stream,
@@ -143,11 +144,17 @@ def _store(study: str | None) -> Response:
             stored.append(_ref(result.sop_class_uid, result.received_sop_instance_uid))
             continue
         item = _ref(result.sop_class_uid, result.sop_instance_uid)
+        studies.add(result.study_instance_uid)
         item.RetrieveURL = (
             f"{base}/studies/{result.study_instance_uid}/series/"
             f"{result.series_instance_uid}/instances/{result.sop_instance_uid}"
         )
         stored.append(item)
+    # The study's URL heads the response (PS3.18 10.5.3): the one in the request URL, or
+    # the one study every stored instance joined. Instances of several studies each
+    # carry their own RetrieveURL and the response has no single study to name.
+    if study is None and len(studies) == 1:
+        study = next(iter(studies))
     return _response(study, base, stored, failures)
 
 

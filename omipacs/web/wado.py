@@ -15,10 +15,11 @@ from flask import Blueprint, Response, request
 from omipacs.access.scopes import Scope
 from omipacs.annotations.draw import marks_requested, render_marked
 from omipacs.blobs.base import BlobStore
+from omipacs.dicom.xml import native_xml
 from omipacs.errors import BadRequest, NotAcceptable, NotFound, RangeNotSatisfiable
 from omipacs.retrieve import frames as frame_io
 from omipacs.retrieve.locate import InstanceLocation, locate
-from omipacs.retrieve.metadata import metadata_json
+from omipacs.retrieve.metadata import instance_url, iter_metadata, metadata_json
 from omipacs.retrieve.pixels import decode_frame, decode_slot
 from omipacs.retrieve.render import (
     Viewport,
@@ -37,6 +38,8 @@ from omipacs.web.multipart import PART_END, MultipartWriter
 bp = Blueprint("wado", __name__)
 
 DICOM_JSON = "application/dicom+json"
+DICOM_XML = "application/dicom+xml"
+DICOM_XML_PART = "application/dicom+xml; charset=utf-8"
 
 
 def _locate(
@@ -160,13 +163,27 @@ def retrieve_instance(study: str, series: str, instance: str) -> Response:
 
 
 def _metadata_response(locations: list[InstanceLocation]) -> Response:
-    negotiate.wants(request.headers.get("Accept"), DICOM_JSON, "application/json")
     svc = services()
-    with svc.sessions() as session:
-        body = metadata_json(session, locations, dicomweb_base())
+    if negotiate.wants_xml_metadata(request.headers.get("Accept")):
+        # PS3.18 §10.4.1.1.2: XML metadata is one PS3.19 document per instance, each a part.
+        writer = MultipartWriter()
+        with svc.sessions() as session:
+            chunks = [
+                chunk
+                for doc in iter_metadata(session, locations, dicomweb_base())
+                for chunk in writer.iter_bytes_part(native_xml(doc), DICOM_XML_PART)
+            ]
+        chunks.append(writer.close())
+        body = b"".join(chunks)
+        content_type = writer.content_type(DICOM_XML)
+    else:
+        with svc.sessions() as session:
+            body = metadata_json(session, locations, dicomweb_base())
+        content_type = DICOM_JSON
     # The ETag is the body's own hash: a viewer revalidating a large DBT series' metadata
     # gets a 304 instead of the JSON again, and no change can leave a stale tag behind.
-    response = Response(body, content_type=DICOM_JSON)
+    # (The multipart boundary is random, so XML bodies only revalidate within a body.)
+    response = Response(body, content_type=content_type)
     response.set_etag(hashlib.sha256(body).hexdigest())
     response.make_conditional(request)  # 304 when If-None-Match has the tag
     return response
@@ -215,11 +232,14 @@ def frames(study: str, series: str, instance: str, frame_list: str) -> Response:
         return Response(first, content_type=choice.media_type)
     writer = MultipartWriter()
     part_type = choice.media_type.split(";", 1)[0]
+    # Each part names the frame it holds (PS3.18 §8.7.3.5.4: Content-Location per part).
+    frames_url = f"{instance_url(dicomweb_base(), loc)}/frames"
 
     def body() -> Iterator[bytes]:
         for i, n in enumerate(numbers):
             data = first if i == 0 else frame_bytes(n)
-            yield from writer.iter_bytes_part(data, choice.media_type)
+            location = {"Content-Location": f"{frames_url}/{n}"}
+            yield from writer.iter_bytes_part(data, choice.media_type, location)
         yield writer.close()
 
     syntax = choice.target or loc.transfer_syntax
@@ -280,10 +300,12 @@ def bulkdata(study: str, series: str, instance: str, tag_path: str) -> Response:
         return _respond([piece], status=status, content_type=media, headers=headers)
     writer = MultipartWriter()
     part_type = f"{media}; transfer-syntax={syntax}" if is_pixel else media
-    pieces = [writer.part_head(part_type, headers or None), piece, PART_END, writer.close()]
-    return _respond(
-        pieces, status=status, headers=headers, content_type=writer.content_type(media)
-    )
+    part_headers = {
+        **headers,
+        "Content-Location": f"{instance_url(dicomweb_base(), loc)}/bulkdata/{tag_path}",
+    }
+    pieces = [writer.part_head(part_type, part_headers), piece, PART_END, writer.close()]
+    return _respond(pieces, status=status, headers=headers, content_type=writer.content_type(media))
 
 
 # --- rendered and thumbnails -------------------------------------------------------------
@@ -293,7 +315,10 @@ def _render(loc: InstanceLocation, frame: int | None, *, thumbnail: bool) -> Res
     if loc.pixel is None:
         raise NotAcceptable("this instance has no pixel data to render")
     media = negotiate.wants(
-        request.headers.get("Accept") or request.args.get("accept"), "image/jpeg", "image/png"
+        request.headers.get("Accept") or request.args.get("accept"),
+        "image/jpeg",
+        "image/png",
+        "image/gif",
     )
     window = parse_window_param(request.args["window"]) if "window" in request.args else None
     viewport = (

@@ -27,8 +27,6 @@ def _keywords(params: Params, level: Level = "study", **kw: object) -> set[str]:
 
 BAD: list[tuple[str, Params, Level]] = [
     ("unknown keyword", [("Foo", "x")], "study"),
-    ("not indexed", [("PatientWeight", "70")], "study"),
-    ("unknown tag", [("00091001", "x")], "study"),
     ("invalid name", [("../etc", "x")], "study"),
     ("name too long", [("A" * 300, "x")], "study"),
     ("vendor parameter", [("orderby", "StudyDate")], "study"),
@@ -317,3 +315,9 @@ def test_fields_are_in_tag_order() -> None:
 def test_lower_level_attributes_at_study_level() -> None:
     (f,) = parse_qido([("ImageLaterality", "L")], "study").filters
     assert f.attribute is BY_KEYWORD["ImageLaterality"]
+
+
+def test_attributes_not_indexed_are_ignored_and_reported() -> None:
+    query = parse_qido([("PatientWeight", "70"), ("00091001", "x"), ("PatientID", "P1")], "study")
+    assert query.ignored_keys == ("PatientWeight", "00091001")
+    assert [f.attribute.keyword for f in query.filters] == ["PatientID"]
