@@ -567,8 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("init-db", help="create or migrate the index")
     p.set_defaults(func=cmd_init_db)
     from omipacs import cli_dimse
+    from omipacs.conformance import cli as conformance_cli
 
     cli_dimse.register(sub)
+    conformance_cli.register(sub)
 
     from omipacs import access_cli
 

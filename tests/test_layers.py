@@ -8,7 +8,14 @@ import sys
 
 import omipacs
 
-ADAPTERS = ("omipacs.web", "omipacs.dimse", "omipacs.cli", "omipacs.__main__")
+#: Entry points; the conformance package is a client of both doors (and documents them).
+ADAPTERS = (
+    "omipacs.web",
+    "omipacs.dimse",
+    "omipacs.cli",
+    "omipacs.__main__",
+    "omipacs.conformance",
+)
 
 
 def core_modules() -> list[str]:

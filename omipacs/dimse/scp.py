@@ -19,7 +19,11 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from omipacs.config import Settings
-from omipacs.dicom.uids import ACCEPTED_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES
+from omipacs.dicom.uids import (
+    ACCEPTED_TRANSFER_SYNTAXES,
+    NATIVE_TRANSFER_SYNTAXES,
+    STORAGE_SOP_CLASSES,
+)
 from omipacs.dimse import guard, handlers, qr, stored, tls
 from omipacs.errors import ConfigurationError
 from omipacs.services import Services
@@ -73,7 +77,8 @@ def build_ae(settings: Settings) -> AE:
             sop_class, list(ACCEPTED_TRANSFER_SYNTAXES), scu_role=True, scp_role=True
         )
     for model in (*qr.FIND_MODELS, *qr.MOVE_MODELS, *qr.GET_MODELS):
-        ae.add_supported_context(model)
+        # Identifiers are small: little endian only (no deflate, no retired big endian).
+        ae.add_supported_context(model, sorted(NATIVE_TRANSFER_SYNTAXES))
     return ae
 
 
