@@ -11,14 +11,16 @@ peer gets exactly the bytes that were acknowledged.
 So a handler yields a :class:`StoredInstance`, a ``Dataset`` holding only the two UIDs
 pynetdicom reads (for its failed-instance list) and the instance's location, and
 :func:`install` wraps ``Association.send_c_store`` so that such a data set is sent as
-its stored file. This relies on two pynetdicom internals, which the byte-for-byte C-MOVE and C-GET
-tests in ``tests/dimse/test_qr.py`` check: the service classes call ``assoc.send_c_store(dataset,
-...)`` with the yielded object, and a path argument is streamed from the file when
-chunked sending is on.
+its stored file. This relies on two pynetdicom internals (pynetdicom is pinned in
+pyproject.toml), checked when the SCP starts and by the byte-for-byte C-MOVE and C-GET
+tests in ``tests/dimse/test_qr.py``: the service classes call
+``assoc.send_c_store(dataset, ...)`` with the yielded object, and a path argument is
+streamed from the file when chunked sending is on.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -61,11 +63,27 @@ def _send_c_store(self: Association, dataset: Any, *args: Any, **kwargs: Any) ->
     return result
 
 
+def _check_pynetdicom() -> None:
+    """Fail loudly at start if pynetdicom no longer works the way this module relies on."""
+    from pynetdicom.service_class import QueryRetrieveServiceClass
+
+    for name in ("_get_scp", "_move_scp"):
+        source = inspect.getsource(getattr(QueryRetrieveServiceClass, name))
+        if ".send_c_store(" not in source or "isinstance(dataset, Dataset)" not in source:
+            raise RuntimeError(
+                f"pynetdicom's QueryRetrieveServiceClass.{name} changed: check how it sends "
+                "C-STORE sub-operations before serving C-MOVE and C-GET"
+            )
+    if "STORE_SEND_CHUNKED_DATASET" not in inspect.getsource(Association.send_c_store):
+        raise RuntimeError("pynetdicom's send_c_store no longer streams files")
+
+
 def install() -> None:
     """Send stored files unchanged (idempotent)."""
     global _installed
     _config.STORE_SEND_CHUNKED_DATASET = True
     if _installed:
         return
+    _check_pynetdicom()
     Association.send_c_store = _send_c_store  # type: ignore[method-assign]
     _installed = True

@@ -270,8 +270,16 @@ def test_jpeg_quality_changes_the_output_size() -> None:
 
 
 def test_unknown_media_type_is_not_acceptable() -> None:
-    with pytest.raises(NotAcceptable, match="image/gif"):
-        render_frame(header(), np.zeros((2, 2), np.uint16), media_type="image/gif")
+    with pytest.raises(NotAcceptable, match="image/webp"):
+        render_frame(header(), np.zeros((2, 2), np.uint16), media_type="image/webp")
+
+
+def test_gif_is_the_8_bit_grey_rendering() -> None:
+    pixels = np.arange(64, dtype=np.uint16).reshape(8, 8) * 64
+    gif = Image.open(io.BytesIO(render_frame(header(), pixels, media_type="image/gif")))
+    png = Image.open(io.BytesIO(render_frame(header(), pixels, media_type="image/png")))
+    assert gif.format == "GIF"
+    assert np.array_equal(np.asarray(gif.convert("L")), np.asarray(png.convert("L")))
 
 
 def test_region_outside_the_image_is_a_bad_request() -> None:
