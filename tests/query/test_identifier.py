@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from pydicom.dataset import Dataset
 
-from omipacs.errors import InvalidQuery
-from omipacs.query.identifier import parse_identifier, parse_retrieve
+from omipacs.errors import InvalidQuery, TooManyMatches
+from omipacs.index.models import Study
+from omipacs.query.identifier import find, parse_identifier, parse_retrieve
 from omipacs.query.params import Equals, parse_qido
+from tests.query.archive import Archive, uid
 
 
 def _ident(level: str, **keys: object) -> Dataset:
@@ -84,3 +86,24 @@ def test_retrieve_identifier_needs_the_level_unique_key() -> None:
         parse_retrieve(_ident("SERIES", StudyInstanceUID="1.2"), "study")
     with pytest.raises(InvalidQuery):
         parse_retrieve(_ident("PATIENT", PatientID="P*"), "patient")
+
+
+def test_patient_level_search_and_restriction(archive: Archive) -> None:
+    request = parse_identifier(_ident("PATIENT", PatientID="", PatientName=""), "patient")
+    sessions = archive.services.sessions
+    everyone = [ds.PatientID for ds in find(sessions, request, ae_title="A", max_results=10)]
+    assert everyone == sorted(["P001", "' OR 1=1--", "X_1", "XA1"])
+    # A restriction on studies shows only the patients of visible studies.
+    visible = Study.study_instance_uid.in_([uid("1"), uid("4")])
+    restricted = find(sessions, request, ae_title="A", max_results=10, restrict=visible)
+    assert [ds.PatientID for ds in restricted] == ["P001", "XA1"]
+
+
+def test_find_stops_at_the_limit(archive: Archive) -> None:
+    request = parse_identifier(_ident("IMAGE", SOPInstanceUID=""), "study", page=3)
+    sent = []
+    with pytest.raises(TooManyMatches, match="more than 4 matches"):
+        for ds in find(archive.services.sessions, request, ae_title="A", max_results=4):
+            sent.append(ds.SOPInstanceUID)
+    assert len(sent) == 4
+    assert len(list(find(archive.services.sessions, request, ae_title="A", max_results=10))) == 10
