@@ -30,11 +30,12 @@ negotiation, PS3.18 §8.3.3, the web layer's business) are accepted and ignored.
 
 Unknown parameters are handled one way, by what their name is:
 
-- a DICOM attribute (a data dictionary keyword, or any tag) the archive does not index,
-  e.g. ``PatientWeight=70``: not matched, as PS3.4 C.2.2.1.3 treats an unsupported
+- a top-level DICOM attribute (a data dictionary keyword, or any tag) the archive does
+  not index, e.g. ``PatientWeight=70``: not matched, as PS3.4 C.2.2.1.3 treats an unsupported
   optional key, and named in the response's ``Warning: 299`` (so the wider answer is
   never silent); C-FIND answers the same key the same way;
-- anything else (``orderby``, a misspelt keyword): 400, naming the parameter, since no
+- anything else (``orderby``, a misspelt keyword, a sequence path the archive does not
+  hold): 400, naming the parameter, since no
   reading of it can be right and ignoring it would return wrong matches.
 """
 
@@ -434,10 +435,13 @@ def parse_qido(
         try:
             path = _resolve(name, what="query parameter")
         except UnknownAttribute as unknown:
-            if not unknown.dicom:
-                raise InvalidQuery(
-                    f"{name} is not a query parameter or attribute keyword"
-                ) from None
+            if not unknown.dicom or "." in name:
+                reason = (
+                    "is not a path the archive can match"
+                    if unknown.dicom
+                    else "is not a query parameter or attribute keyword"
+                )
+                raise InvalidQuery(f"{name} {reason}") from None
             _check_value(name, value)
             unmatched.append(name)
             continue
