@@ -82,6 +82,10 @@ class Sample:
     series: dict[str, str] = field(default_factory=dict)
     """SOP Instance UID to Series Instance UID, as stored."""
     family: str = ""
+    name: str = ""
+    """PatientName as stored (the server may have de-identified it)."""
+    study_date: str = ""
+    """StudyDate as stored (a de-identifying server may shift dates)."""
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -211,6 +215,9 @@ def stow_store(web: Web, sample: Sample) -> str:
     _expect(len(found) == 3, "stored instances not found by SOPInstanceUID")
     sample.study = found[0]["0020000D"]["Value"][0]
     sample.series = {i["00080018"]["Value"][0]: i["0020000E"]["Value"][0] for i in found}
+    (study,) = web.get("/studies", "application/dicom+json", StudyInstanceUID=sample.study).json()
+    sample.name = study.get("00100010", {}).get("Value", [{}])[0].get("Alphabetic", "")
+    sample.study_date = study.get("00080020", {}).get("Value", [""])[0]
     return "3 instances stored"
 
 
@@ -251,7 +258,11 @@ def qido_retrieve_url(web: Web, sample: Sample) -> str:
 
 
 def qido_name_case(web: Web, sample: Sample) -> str:
-    found = _ok(web.get("/studies", PatientName=sample.family.lower() + "*"), "search").json()
+    _expect(bool(sample.name), "the stored study has no PatientName")
+    found = _ok(
+        web.get("/studies", StudyInstanceUID=sample.study, PatientName=sample.name.lower() + "*"),
+        "search",
+    ).json()
     _expect(len(found) == 1, "PatientName wild card did not match without regard to case")
     return "PatientName=lower-case* matched"
 
@@ -267,7 +278,8 @@ def qido_uid_list(web: Web, sample: Sample) -> str:
 
 
 def qido_date_range(web: Web, sample: Sample) -> str:
-    day = str(sample.datasets[0].StudyDate)
+    day = sample.study_date
+    _expect(bool(day), "the stored study has no StudyDate")
     hit = _ok(
         web.get("/studies", StudyInstanceUID=sample.study, StudyDate=f"{day}-{day}"), "range"
     ).json()

@@ -9,7 +9,6 @@ import io
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from email.message import Message
-from pathlib import Path
 
 import pydicom
 import pytest
@@ -17,6 +16,8 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 
+from omipacs.deid.keys import load_keys
+from omipacs.deid.pseudonyms import remap_uid
 from omipacs.demo import factory
 from tests.conftest import ServerProcess, make_settings, start_server
 
@@ -43,9 +44,7 @@ class Data:
         )
 
     def path(self, ds: pydicom.Dataset) -> str:
-        return (
-            f"/studies/{self.study}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
-        )
+        return f"/studies/{self.study}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +55,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProce
     DICOMwebClient(server.base_url).store_instances(
         [pydicom.dcmread(io.BytesIO(factory.to_bytes(ds))) for ds in [*data.mammo, data.dbt]]
     )
+    # STOW-RS de-identifies: the archive holds the data under remapped UIDs.
+    keys = load_keys(server.settings.deid)
+    for ds in [*data.mammo, data.dbt]:
+        for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+            setattr(ds, keyword, remap_uid(keys, str(getattr(ds, keyword))))
+    data.study = remap_uid(keys, data.study)
     yield server, data
     server.stop()
 
@@ -102,9 +107,11 @@ def test_metadata_as_native_dicom_model_xml(base: str, data: Data) -> None:
         assert pixels is not None and pixels.attrib["uri"].startswith(base)
     assert sop_uids == {ds.SOPInstanceUID for ds in [*data.mammo, data.dbt]}
     # JSON stays the default, and a wildcard still gets it.
-    assert requests.get(f"{base}/studies/{data.study}/metadata", timeout=TIMEOUT).headers[
-        "Content-Type"
-    ].startswith("application/dicom+json")
+    assert (
+        requests.get(f"{base}/studies/{data.study}/metadata", timeout=TIMEOUT)
+        .headers["Content-Type"]
+        .startswith("application/dicom+json")
+    )
 
 
 def test_retrieve_url_in_qido_at_every_level(base: str, data: Data) -> None:
@@ -121,12 +128,15 @@ def test_retrieve_url_in_qido_at_every_level(base: str, data: Data) -> None:
     assert requests.get(next(iter(urls)) + "/metadata", timeout=TIMEOUT).status_code == 200
 
 
-def test_stow_response_starts_with_the_study_url(base: str, tmp_path: Path) -> None:
+def test_stow_response_starts_with_the_study_url(
+    live: tuple[ServerProcess, Data], base: str
+) -> None:
     ds = factory.make_mammo(rows=32, columns=32, rng=11)
     result = DICOMwebClient(base).store_instances(
         [pydicom.dcmread(io.BytesIO(factory.to_bytes(ds)))]
     )
-    assert result.RetrieveURL == f"{base}/studies/{ds.StudyInstanceUID}"
+    study = remap_uid(load_keys(live[0].settings.deid), ds.StudyInstanceUID)
+    assert result.RetrieveURL == f"{base}/studies/{study}"
     assert result.ReferencedSOPSequence[0].RetrieveURL.startswith(result.RetrieveURL + "/series/")
 
 
@@ -158,9 +168,7 @@ def test_content_location_on_frame_and_bulkdata_parts(base: str, data: Data) -> 
         ("application/dicom+json; q=0", 406),
     ],
 )
-def test_accept_parameters_follow_rfc_9110(
-    base: str, data: Data, accept: str, status: int
-) -> None:
+def test_accept_parameters_follow_rfc_9110(base: str, data: Data, accept: str, status: int) -> None:
     for path in ("/studies", f"/studies/{data.study}/metadata"):
         r = requests.get(f"{base}{path}", headers={"Accept": accept}, timeout=TIMEOUT)
         assert r.status_code == status, (path, accept)
