@@ -15,7 +15,7 @@ from omipacs.services import Services
 
 
 def dimse_restriction(services: Services, calling_ae: str) -> Visibility | None:
-    """The condition on ``Study`` (and its parents) for ``calling_ae``; None: everything.
+    """What ``calling_ae`` may see (a :class:`Visibility`); None: everything.
 
     Only allow-listed peers reach a handler (others are refused at association), so
     ``calling_ae`` is always a known peer here.

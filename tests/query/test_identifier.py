@@ -7,6 +7,7 @@ from pydicom.dataset import Dataset
 
 from omipacs.errors import InvalidQuery, TooManyMatches
 from omipacs.index.models import Study
+from omipacs.index.visibility import Visibility
 from omipacs.query.identifier import find, parse_identifier, parse_retrieve
 from omipacs.query.params import Equals, parse_qido
 from tests.query.archive import Archive, uid
@@ -94,7 +95,7 @@ def test_patient_level_search_and_restriction(archive: Archive) -> None:
     everyone = [ds.PatientID for ds in find(sessions, request, ae_title="A", max_results=10)]
     assert everyone == sorted(["P001", "' OR 1=1--", "X_1", "XA1"])
     # A restriction on studies shows only the patients of visible studies.
-    visible = Study.study_instance_uid.in_([uid("1"), uid("4")])
+    visible = Visibility(study=Study.study_instance_uid.in_([uid("1"), uid("4")]))
     restricted = find(sessions, request, ae_title="A", max_results=10, restrict=visible)
     assert [ds.PatientID for ds in restricted] == ["P001", "XA1"]
 
