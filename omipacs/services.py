@@ -65,7 +65,7 @@ class Services:
             settings.retrieve.max_concurrent_decodes, settings.retrieve.decode_wait_seconds
         )
         blobs = make_blob_store(settings)
-        spool = Spool(root)
+        spool = Spool.claim(root)
         write_sessions = db.make_sessionmaker(engine, write=True)
         pipeline = IngestPipeline(
             blobs=blobs,
@@ -91,7 +91,8 @@ class Services:
         )
 
     def close(self) -> None:
-        """Write the queued audit events and release database connections."""
+        """Write the queued audit events, release database connections and the spool."""
+        self.spool.release()
         if self.audit is not None:
             self.audit.close()
             self.audit = None

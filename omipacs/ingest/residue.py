@@ -5,9 +5,11 @@ were not stored must not linger:
 
 * a C-STORE whose transfer fails or is aborted leaves the partial data set in the spool;
   the DIMSE layer deletes it as soon as the connection closes (:func:`discard_partial`);
-* anything else left in the archive's own spool (a crash mid-ingest) is swept at start
-  and then every ``[deid] residue_sweep_seconds`` by ``omipacs serve``, once older than
-  ``[deid] spool_max_age_seconds`` (older than any transfer still in progress);
+* anything left in the spool of a process that has ended (``kill -9`` mid-ingest) is
+  swept at start and on every sweep, whatever its age (its owner lock is free, see
+  :mod:`omipacs.ingest.spool`); in this process's own spool, files older than
+  ``[deid] spool_max_age_seconds`` (older than any transfer still in progress) are swept
+  every ``[deid] residue_sweep_seconds`` by ``omipacs serve``;
 * quarantined originals, which *are* identifiable (they wait for a person), are deleted
   after ``[deid] quarantine_retention_days`` by the same sweep.
 """
@@ -39,7 +41,7 @@ def sweep_residue(
     """Delete stale spool files and quarantine entries past their retention."""
     age = deid.spool_max_age_seconds if spool_max_age is None else spool_max_age
     swept = Swept(
-        spool.sweep(older_than=age),
+        spool.sweep_leftovers() + spool.sweep(older_than=age),
         quarantine.purge_expired(deid.quarantine_retention_days * 86400.0),
     )
     if swept.spool_files or swept.quarantine_entries:

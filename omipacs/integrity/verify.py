@@ -16,7 +16,6 @@ bytes the archive cannot serve; the report lists their UIDs so they can be re-se
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -68,8 +67,10 @@ def verify(
 ) -> VerifyReport:
     """Check every indexed instance and every stored blob.
 
-    Orphans and spool files younger than ``grace_seconds`` are left alone: they may
-    belong to an ingest in flight in a running server.
+    Orphan blobs younger than ``grace_seconds`` are left alone: they may belong to an
+    ingest in flight in a running server. Spool files are reported at any age when the
+    process that received them has ended (see :mod:`omipacs.ingest.spool`); those of a
+    live process are in flight and never reported.
     """
     report = VerifyReport()
     known: set[str] = set()
@@ -99,11 +100,8 @@ def verify(
     for key, mtime in services.blobs.keys():
         if key not in known and now - mtime >= grace_seconds:
             report.orphans.append(key)
-    spool_files = [
-        e.path
-        for e in os.scandir(services.spool.dir)
-        if e.is_file() and now - e.stat().st_mtime >= grace_seconds
-    ]
+    # Spool files are leftovers whatever their age once no live process owns them.
+    spool_files = services.spool.leftovers()
     report.spool_leftovers = len(spool_files)
     if repair:
         _repair(services, report, bad, spool_files)
@@ -114,15 +112,11 @@ def _repair(
     services: Services,
     report: VerifyReport,
     bad: list[tuple[int, str, str]],
-    spool_files: list[str],
+    spool_files: list[Path],
 ) -> None:
     for key in report.orphans:
         services.blobs.delete(key)
-    for path in spool_files:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+    services.spool.sweep_leftovers()
     if isinstance(services.blobs, FilesystemBlobStore):
         for stray in list(services.blobs.stray_files()):
             stray.unlink(missing_ok=True)

@@ -143,5 +143,5 @@ def instance_count(services: Services) -> int:
 
 
 def leftovers(services: Services) -> list[Path]:
-    """Files in the spool (nothing may stay there once a transfer has been answered)."""
-    return [p for p in services.spool.dir.rglob("*") if p.is_file() and p.suffix != ".lock"]
+    """Files in any process's spool (nothing may stay once a transfer is answered)."""
+    return [p for p in services.spool.base.rglob("*") if p.is_file() and p.suffix != ".lock"]

@@ -67,7 +67,12 @@ def test_missing_orphan_and_flipped_byte_are_reported_and_repaired(
     stray = services.settings.storage.root / "blobs" / stray_key[:2] / stray_key[2:4] / stray_key
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(b"orphan")
-    (services.spool.dir / "leftover.dcm").write_bytes(b"partial")
+    # A spool file of a process that has ended (its owner lock is free), just written:
+    dead = services.spool.base / "p1-0123456789ab"
+    dead.mkdir()
+    (dead / "leftover.dcm").write_bytes(b"partial")
+    # ...and one of this live process, which is in flight and not a leftover.
+    (services.spool.dir / "in-flight.dcm").write_bytes(b"partial")
 
     report = verify(services, grace_seconds=0)
     assert report.missing == [uids[0]]
@@ -78,6 +83,8 @@ def test_missing_orphan_and_flipped_byte_are_reported_and_repaired(
 
     repaired = verify(services, repair=True, grace_seconds=0)
     assert repaired.repaired
+    assert not dead.exists() and (services.spool.dir / "in-flight.dcm").exists()
+    (services.spool.dir / "in-flight.dcm").unlink()
     after = verify(services, grace_seconds=0)
     assert after.ok and after.checked == 2
     assert (services.settings.storage.root / "corrupt").is_dir()
@@ -135,7 +142,7 @@ def test_kill_9_during_c_store_loses_no_acknowledged_instance(
     assert len(acked) >= 15, "".join(server.log[-20:])
 
     # Restart, then verify: every acknowledged instance is present and intact.
-    server = start_server(settings, tmp_path, "--sweep-all")
+    server = start_server(settings, tmp_path)
     server.stop()
     result = _cli(settings, tmp_path, "verify", "--repair", "--grace", "0", "--json")
     report = json.loads(result.stdout)
