@@ -37,8 +37,11 @@ def wait_for(condition: Callable[[], bool], deadline: float = DEADLINE) -> bool:
 
 
 def spool_files(settings: Settings) -> list[Path]:
+    """Files in every process's spool directory (owner locks aside)."""
     spool = settings.storage.root / "spool"
-    return [p for p in spool.iterdir() if p.is_file()] if spool.exists() else []
+    if not spool.exists():
+        return []
+    return [p for p in spool.rglob("*") if p.is_file() and p.suffix != ".lock"]
 
 
 def test_pynetdicom_keeps_the_partial_data_set_where_the_archive_looks() -> None:
