@@ -25,6 +25,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 
 from omipacs.blobs.filesystem import FilesystemBlobStore
+from omipacs.filemodes import private_dir
 from omipacs.index.models import Instance, InstanceMetadata
 from omipacs.services import Services
 
@@ -126,7 +127,7 @@ def _repair(
             if uid in report.corrupt:
                 local = services.blobs.local_path(key)
                 if local is not None and local.exists():
-                    corrupt_dir.mkdir(exist_ok=True)
+                    private_dir(corrupt_dir)  # owner-only, like the blobs
                     shutil.move(str(local), corrupt_dir / key)
                 else:
                     services.blobs.delete(key)

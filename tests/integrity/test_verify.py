@@ -88,6 +88,7 @@ def test_missing_orphan_and_flipped_byte_are_reported_and_repaired(
     after = verify(services, grace_seconds=0)
     assert after.ok and after.checked == 2
     assert (services.settings.storage.root / "corrupt").is_dir()
+    assert (services.settings.storage.root / "corrupt").stat().st_mode & 0o777 == 0o700
 
 
 def test_young_orphans_are_left_alone(services: Services) -> None:
