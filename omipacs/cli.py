@@ -369,7 +369,8 @@ def cmd_clinical(args: argparse.Namespace) -> int:
             console.print("[red]clinical import needs the de-identification key")
             return 2
         with services.write_sessions() as session:
-            report = import_paths(session, [Path(p) for p in args.paths], keys)
+            report = import_paths(session, [Path(p) for p in args.paths], keys,
+                                  keep_fields=settings.deid.clinical_fields)
         _sync(services)
         doc = report.to_dict()
         if args.json:

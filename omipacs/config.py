@@ -277,6 +277,13 @@ class DeidSettings:
     oldest_age: int = 89
     """Ages above this (given, or computed from the birth date) are published as one year
     more, ``090Y`` by default, as the HIPAA Safe Harbor method aggregates them."""
+    clinical_fields: tuple[str, ...] = (
+        "Classification", "ReferralSource", "NeedleSpecimenType", "LocalisationType",
+        "TreatmentProcedure", "DiseaseExtent", "LymphNode", "RecommendedAction",
+        "EpisodeReason", "ScreeningCentre",
+    )
+    """Clinical (NBSS) fields kept although not modelled, after the free-text and date
+    checks; every other unmodelled field is dropped (names of GPs, radiographers, places)."""
     quarantine_retention_days: float = 30.0
     """Quarantined originals are identifiable: deleted this long after they were held."""
     spool_max_age_seconds: float = 900.0

@@ -38,7 +38,7 @@ from omipacs.clinical.models import (
     ScreenRead,
     Site,
 )
-from omipacs.clinical.nbss import ParsedClient, ParsedEpisode, parse_record
+from omipacs.clinical.nbss import DEFAULT_KEEP_FIELDS, ParsedClient, ParsedEpisode, parse_record
 from omipacs.clinical.tally import change_client, dialect_insert, ensure_client
 from omipacs.deid.keys import DeidKeys
 from omipacs.errors import InvalidRecord
@@ -118,6 +118,7 @@ def import_records(
     keep_true_year: bool = False,
     commit: bool = True,
     sources: Sequence[str] | None = None,
+    keep_fields: Iterable[str] = DEFAULT_KEEP_FIELDS,
 ) -> ImportReport:
     """Import client records (decoded NBSS JSON objects).
 
@@ -138,13 +139,15 @@ def import_records(
         has its own savepoint).
     sources
         Optional names of the records (file names) for the report.
+    keep_fields
+        Unmodelled fields kept (``[deid] clinical_fields``); others are dropped.
     """
     report = ImportReport()
     for index, record in enumerate(records):
         source = sources[index] if sources is not None and index < len(sources) else ""
         report.results.append(
             _import_one(session, index, record, keys, windows, keep_true_year, commit, source,
-                        report)
+                        report, frozenset(keep_fields))
         )
     return report
 
@@ -159,9 +162,11 @@ def _import_one(
     commit: bool,
     source: str,
     report: ImportReport,
+    keep_fields: frozenset[str],
 ) -> RecordResult:
     try:
-        parsed = parse_record(record, keys, keep_true_year=keep_true_year)
+        parsed = parse_record(record, keys, keep_true_year=keep_true_year,
+                              keep_fields=keep_fields)
     except InvalidRecord as exc:
         return RecordResult(index, "rejected", reason=exc.reason, source=source)
     try:

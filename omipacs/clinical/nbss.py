@@ -24,8 +24,10 @@ ID from a valid NHS number, else from the site, issuer and local ID exactly as
 :meth:`omipacs.deid.engine.Deidentifier.client_for` forms it; every date is moved by the
 client's :func:`~omipacs.deid.pseudonyms.date_offset_days`, and every UID by
 :func:`~omipacs.deid.pseudonyms.remap_uid`, so a record lands on the same client, the
-same studies and the same day gaps as her images. Free text is dropped, film readers are
-replaced by keyed pseudonyms, and the true year is discarded unless asked for.
+same studies and the same day gaps as her images. Free text is dropped, film readers and
+episode IDs (which may embed the NHS number) are replaced by keyed pseudonyms, fields the
+archive does not model are dropped unless allow-listed (``[deid] clinical_fields``), and
+the true year is discarded unless asked for.
 
 Anything that cannot be read faithfully (an unknown code in a field the archive
 classifies or filters on, a date that is not a date, a malformed block) refuses the
@@ -66,6 +68,7 @@ from omipacs.clinical.codes import (
     SideOpinion,
 )
 from omipacs.clinical.sanitize import Sanitizer, looks_like_free_text, parse_date
+from omipacs.config import DeidSettings
 from omipacs.deid.keys import DeidKeys
 from omipacs.deid.nhs import normalise_nhs_number
 from omipacs.deid.pseudonyms import (
@@ -73,12 +76,16 @@ from omipacs.deid.pseudonyms import (
     ClientPseudonym,
     client_pseudonym,
     date_offset_days,
+    episode_pseudonym,
     remap_uid,
 )
 from omipacs.dicom.uids import is_valid_uid
 from omipacs.errors import InvalidRecord
 
 E = TypeVar("E", bound=StrEnum)
+
+DEFAULT_KEEP_FIELDS: Final = DeidSettings().clinical_fields
+"""Unmodelled fields kept by default (``[deid] clinical_fields``)."""
 
 NHS_KEYS: Final = ("NHSNumber", "NhsNumber", "NHS_NUMBER", "NHSNo")
 SITE_KEYS: Final = ("Site", "SiteCode")
@@ -294,11 +301,12 @@ def reader_pseudonym(keys: DeidKeys, code: str) -> str:
 class _Reader:
     """Parses one record; knows the client's keys, offset and where it is (for errors)."""
 
-    def __init__(self, keys: DeidKeys, offset: int, keep_true_year: bool) -> None:
+    def __init__(self, keys: DeidKeys, offset: int, keep_true_year: bool,
+                 keep_fields: frozenset[str] = frozenset()) -> None:
         self.keys = keys
         self.offset = timedelta(days=offset)
         self.keep_true_year = keep_true_year
-        self.sanitizer = Sanitizer(self.shift)
+        self.sanitizer = Sanitizer(self.shift, keep_fields)
         self.where = "record"
 
     def fail(self, what: str) -> InvalidRecord:
@@ -649,7 +657,11 @@ def _first(data: Mapping[str, Any], keys: Iterable[str]) -> str:
 
 
 def parse_record(
-    record: Any, keys: DeidKeys, *, keep_true_year: bool = False
+    record: Any,
+    keys: DeidKeys,
+    *,
+    keep_true_year: bool = False,
+    keep_fields: Iterable[str] = DEFAULT_KEEP_FIELDS,
 ) -> ParsedClient:
     """Parse and de-identify one client record.
 
@@ -662,6 +674,9 @@ def parse_record(
     keep_true_year
         Keep ``ActualEpisodeOpenedYear``. Off by default: with the shifted dates it
         narrows down the client's offset, so keep it only where the licence allows.
+    keep_fields
+        Unmodelled fields kept in ``raw`` (``[deid] clinical_fields``); the others are
+        dropped and counted.
 
     Raises
     ------
@@ -682,14 +697,16 @@ def parse_record(
             raise InvalidRecord("record: the NHS number is not valid and no site and local ID "
                                 "are given")
         raise InvalidRecord("record: no NHS number, and no site and local ID")
-    reader = _Reader(keys, date_offset_days(keys, pseudonym.client_id), keep_true_year)
+    reader = _Reader(keys, date_offset_days(keys, pseudonym.client_id), keep_true_year,
+                     frozenset(keep_fields))
     episodes: list[ParsedEpisode] = []
     for key, value in record.items():
         if key in _TOP_LEVEL or not isinstance(value, dict):
             continue
         if not _EPISODE_ID.match(str(key)):
             raise InvalidRecord("record: an episode ID is not a short code")
-        episodes.append(reader.episode(str(key), value))
+        episode_id = episode_pseudonym(keys, pseudonym.client_id, str(key))
+        episodes.append(reader.episode(episode_id, value))
     reader.where = "record"
     densities = record.get("DENSITY") or []
     features = record.get("IMAGEFEATURES") or []

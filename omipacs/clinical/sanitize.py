@@ -12,8 +12,11 @@ clinical fact is lost, but only after the same treatment the modelled fields get
 * a string that reads as prose (more than three words or 32 characters) or holds a long
   run of digits (a telephone, NHS or hospital number) is dropped.
 
-What remains are codes, flags and numbers. The rules err towards dropping: a lost code
-can be re-imported once modelled, a leaked note cannot be recalled.
+Only fields on an allow-list (``[deid] clinical_fields``) are considered at all: a field
+nobody has reviewed (a GP's name under an unexpected key, a radiographer, a place) is
+dropped whatever it holds. What remains are codes, flags and numbers. The rules err
+towards dropping: a lost code can be re-imported once modelled, a leaked note cannot be
+recalled.
 """
 
 from __future__ import annotations
@@ -82,10 +85,14 @@ class Sanitizer:
     ----------
     shift
         The client's date shift (a function of the parsed true date).
+    keep_fields
+        Field names that may be kept at all (an allow-list); any other is dropped.
     """
 
-    def __init__(self, shift: Callable[[date], date]) -> None:
+    def __init__(self, shift: Callable[[date], date],
+                 keep_fields: frozenset[str] = frozenset()) -> None:
         self.shift = shift
+        self.keep_fields = keep_fields
         self.dropped = 0
 
     def mapping(self, data: dict[str, Any], skip: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -101,7 +108,7 @@ class Sanitizer:
 
     def value(self, key: str, value: Any) -> tuple[bool, Any]:
         """(keep, cleaned value) for one field."""
-        if DROP_KEY.search(key) or _YEAR_KEY.search(key):
+        if key not in self.keep_fields or DROP_KEY.search(key) or _YEAR_KEY.search(key):
             self.dropped += 1
             return False, None
         if value is None or isinstance(value, bool):

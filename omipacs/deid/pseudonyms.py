@@ -85,6 +85,19 @@ def client_pseudonym(
     return ClientPseudonym(UNLINKED_PREFIX + _b32(digest, 12), False, digest.hex())
 
 
+EPISODE_PREFIX: Final = "EP"
+
+
+def episode_pseudonym(keys: DeidKeys, client_id: str, episode_id: str) -> str:
+    """A keyed stand-in for a screening system's episode ID: ``EP`` + 12 base32.
+
+    Episode IDs are made by the screening office and may embed the NHS number or a
+    date; the pseudonym is the same for the same client and episode on every import.
+    """
+    return EPISODE_PREFIX + _b32(_mac(keys.client_key, "episode", client_id,
+                                      episode_id.strip()), 12)
+
+
 def study_key(keys: DeidKeys, site: str, kind: str, value: str) -> str:
     """The keyed hash naming a study in the identity map: ``kind`` is ``uid`` or ``accession``.
 

@@ -152,7 +152,8 @@ def post_clinical() -> Response:
     body = _body()
     records = body if isinstance(body, list) else [body]
     with services().write_sessions() as session:
-        report = import_records(session, records, _keys())
+        report = import_records(session, records, _keys(),
+                                keep_fields=services().settings.deid.clinical_fields)
     return _json(report.to_dict(), status=200 if report.ok else 422)
 
 

@@ -9,10 +9,16 @@ import pytest
 
 from omipacs.deid.engine import Deidentifier
 from omipacs.deid.keys import DeidKeys
+from omipacs.deid.pseudonyms import client_pseudonym, episode_pseudonym
 from omipacs.services import Services
 from tests.conftest import make_settings
 
 KEYS = DeidKeys.from_secret(bytes(range(1, 33)))
+
+
+def episode_id(raw: str, nhs: str = "9990000018") -> str:
+    """The pseudonym an NBSS episode ID of the client with NHS number ``nhs`` gets."""
+    return episode_pseudonym(KEYS, client_pseudonym(KEYS, nhs, "", "").client_id, raw)
 """The archive key of every clinical test (a fixed test secret)."""
 
 

@@ -19,7 +19,7 @@ from omipacs.clinical.demo import clinical_records_for
 from omipacs.clinical.importer import import_records
 from omipacs.clinical.models import Client, Episode, Event, StudyLink
 from omipacs.deid.engine import Deidentifier
-from omipacs.deid.pseudonyms import date_offset_days
+from omipacs.deid.pseudonyms import date_offset_days, episode_pseudonym
 from omipacs.demo.generate import DemoManifest, generate_demo
 from omipacs.index.models import Instance, Patient, Series, Study
 from omipacs.ingest.origin import IngestOrigin, OriginKind
@@ -75,7 +75,8 @@ def test_study_dates_and_episode_dates_match_exactly(
                 link = s.get(StudyLink, row.pk)
                 assert link is not None and link.method == "episode_id"
                 episode = s.get(Episode, link.episode_pk)
-                assert episode is not None and episode.nbss_episode_id == str(study.episode)
+                assert episode is not None and episode.nbss_episode_id == episode_pseudonym(
+                    KEYS, synth.client_id(KEYS, client), str(study.episode))
                 kind = "screening" if study.kind == "screening" else "assessment"
                 assert link.event_kinds == [kind]
                 event = s.scalars(select(Event).where(

@@ -26,7 +26,7 @@ from omipacs.clinical.models import (
 from omipacs.clinical.tally import count_clients, nonzero, read_tally
 from omipacs.deid.pseudonyms import client_pseudonym, date_offset_days, remap_uid
 from omipacs.services import Services
-from tests.clinical.conftest import KEYS
+from tests.clinical.conftest import KEYS, episode_id
 from tests.clinical.records import (
     LOCAL_ID,
     NHS_NUMBER,
@@ -73,7 +73,7 @@ def test_round_trip_of_every_event_kind(any_db_services: Services) -> None:
         assert client.raw == {"Classification": "Malignant"}
 
         episodes = {e.nbss_episode_id: e for e in s.scalars(select(Episode))}
-        first, second, third = episodes["1"], episodes["2"], episodes["3"]
+        first, second, third = (episodes[episode_id(n)] for n in ("1", "2", "3"))
         assert (first.opened_date, first.closed_date) == (d("2012-05-14"), d("2012-05-28"))
         assert first.actual_opened_year is None  # the true year is dropped by default
         assert (first.type, first.action, first.is_closed, first.age_years) == ("F", "RR",
@@ -184,7 +184,7 @@ def test_true_year_is_kept_only_when_asked(deid_services: Services) -> None:
     with deid_services.write_sessions() as s:
         import_records(s, [full_record()], KEYS, keep_true_year=True)
         assert s.scalar(select(Episode.actual_opened_year).where(
-            Episode.nbss_episode_id == "1")) == 2012
+            Episode.nbss_episode_id == episode_id("1"))) == 2012
 
 
 def test_reimport_updates_and_never_duplicates(any_db_services: Services) -> None:
@@ -218,12 +218,12 @@ BAD_RECORDS: list[tuple[str, Any, str]] = [
     ("invalid NHS number", {"NHSNumber": "9990000019"}, "NHS number is not valid"),
     ("episode ID with spaces", {"NHSNumber": NHS_NUMBER, "episode one": {}}, "episode ID"),
     ("bad date", {"NHSNumber": NHS_NUMBER, "1": {"EpisodeOpenedDate": "2015-13-45"}},
-     "episode 1: EpisodeOpenedDate is not a date"),
+     f"episode {episode_id('1')}: EpisodeOpenedDate is not a date"),
     ("unknown episode type", {"NHSNumber": NHS_NUMBER, "1": {"EpisodeType": "QQ"}},
      "EpisodeType is not a known code"),
     ("unknown side opinion",
      {"NHSNumber": NHS_NUMBER, "1": {"SURGERY": {"left_opinion": "OX"}}},
-     "episode 1 SURGERY: left_opinion is not a known code"),
+     f"episode {episode_id('1')} SURGERY: left_opinion is not a known code"),
     ("unknown grade",
      {"NHSNumber": NHS_NUMBER, "1": {"SURGERY": {"left_opinion": "OM",
                                                  "L": {"1": {"DiseaseGrade": "G4"}}}}},
@@ -254,7 +254,7 @@ BAD_RECORDS: list[tuple[str, Any, str]] = [
      "IMAGEFEATURES 1: Value is free text"),
     ("third episode bad", {**minimal_record(), "2": minimal_record()["1"],
                            "3": {"EpisodeClosedDate": "31/02/2016"}},
-     "episode 3: EpisodeClosedDate is not a date"),
+     f"episode {episode_id('3')}: EpisodeClosedDate is not a date"),
 ]
 
 

@@ -15,6 +15,7 @@ from omipacs.clinical.imaging import sync_imaging
 from omipacs.clinical.importer import import_records
 from omipacs.clinical.linking import EpisodeWindow, Link, choose_episode
 from omipacs.clinical.models import Episode, StudyLink
+from omipacs.deid.pseudonyms import episode_pseudonym
 from omipacs.demo.generate import DemoManifest, plan_demo
 from omipacs.index.models import Study
 from omipacs.services import Services
@@ -90,7 +91,8 @@ def _without_study_lists(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _expected(manifest: DemoManifest, method: str) -> dict[str, tuple[str | None, str,
                                                                       tuple[str, ...]]]:
     return {
-        synth.study_uid(KEYS, st): (str(st.episode), method,
+        synth.study_uid(KEYS, st): (episode_pseudonym(KEYS, synth.client_id(KEYS, c),
+                                                      str(st.episode)), method,
                                     ("screening",) if st.kind == "screening" else ("assessment",))
         for c in manifest.clients for st in c.studies
     }
@@ -144,5 +146,6 @@ def test_two_studies_on_one_date_lose_their_event_links(deid_services: Services,
         record = _without_study_lists(clinical_records_for(manifest, 21))[0]
         assert import_records(s, [record], KEYS).ok
         links = _links(s)
-        assert links[twin] == ("1", "event_date", ())
-        assert links["2.25.1"] == ("1", "event_date", ())
+        first_episode = episode_pseudonym(KEYS, synth.client_id(KEYS, client), "1")
+        assert links[twin] == (first_episode, "event_date", ())
+        assert links["2.25.1"] == (first_episode, "event_date", ())

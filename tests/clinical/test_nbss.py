@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from omipacs.clinical.sanitize import Sanitizer, looks_like_free_text, parse_dat
 from omipacs.deid.engine import Deidentifier
 from omipacs.deid.keys import DeidKeys
 from omipacs.deid.pseudonyms import date_offset_days
-from tests.clinical.conftest import KEYS
+from tests.clinical.conftest import KEYS, episode_id
 from tests.clinical.records import NHS_NUMBER, full_record, minimal_record
 
 
@@ -88,11 +89,11 @@ def test_other_keys_give_other_pseudonyms_and_offsets() -> None:
 def test_parsed_events_feed_the_classifier() -> None:
     parsed = parse_record(full_record(), KEYS)
     episodes = {e.nbss_id: e for e in parsed.episodes}
-    facts = episodes["2"].facts()
+    facts = episodes[episode_id("2")].facts()
     wide = next(e for e in facts.events if e.kind is EventKind.BIOPSY_WIDE)
     assert (wide.left_opinion, wide.right_opinion) == (SideOpinion.OM, None)
     assert episode_status(facts) is EpisodeStatus.M
-    assert episode_status(episodes["3"].facts()) is EpisodeStatus.CI
+    assert episode_status(episodes[episode_id("3")].facts()) is EpisodeStatus.CI
 
 
 def test_content_hash_is_stable_and_tracks_content() -> None:
@@ -114,6 +115,11 @@ def test_readers_become_keyed_pseudonyms() -> None:
 
 
 SHIFT = timedelta(days=-1000)
+ALLOWED = frozenset({"NeedleSpecimenType", "RecommendedActions", "Appearance", "Count", "Flag",
+                     "Empty", "ReviewDate", "Anything", "ReviewYear", "LesionNotes", "ReportText",
+                     "GPPractice", "ConsultantCode", "Telephone", "Outcome", "Code", "Reference",
+                     "Nested", "Grade", "Comment", "Codes"})
+"""Every key of the table below: the rules that follow the allow-list are tested here."""
 
 
 @pytest.mark.parametrize(
@@ -143,8 +149,28 @@ SHIFT = timedelta(days=-1000)
 )
 def test_unmodelled_fields_are_sanitised(key: str, value: Any, kept: bool,
                                          cleaned: Any) -> None:
-    sanitizer = Sanitizer(lambda d: d + SHIFT)
+    sanitizer = Sanitizer(lambda d: d + SHIFT, ALLOWED)
     assert sanitizer.value(key, value) == (kept, cleaned)
+
+
+def test_fields_off_the_allow_list_are_dropped_whatever_they_hold() -> None:
+    sanitizer = Sanitizer(lambda d: d + SHIFT, frozenset({"NeedleSpecimenType"}))
+    assert sanitizer.value("NeedleSpecimenType", "C") == (True, "C")
+    assert sanitizer.value("Radiographer", "B") == (False, None)  # a name, unexpected key
+    assert sanitizer.mapping({"NeedleSpecimenType": "C", "Place": "Guildford",
+                              "Surgery": {"NeedleSpecimenType": "C"}}) == {
+        "NeedleSpecimenType": "C"}
+    assert sanitizer.dropped == 3
+
+
+def test_episode_ids_are_pseudonymised() -> None:
+    record = minimal_record()
+    record["9990000018-2016"] = record.pop("1")  # an episode ID that embeds the NHS number
+    parsed = parse_record(record, KEYS)
+    (episode,) = parsed.episodes
+    assert episode.nbss_id == episode_id("9990000018-2016")
+    assert episode.nbss_id.startswith("EP") and "9990000018" not in episode.nbss_id
+    assert "9990000018" not in json.dumps(parsed.raw) + repr(parsed.episodes)
 
 
 @pytest.mark.parametrize(

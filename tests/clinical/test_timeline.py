@@ -11,6 +11,7 @@ from omipacs.clinical.demo import clinical_records_for, planned_outcomes
 from omipacs.clinical.imaging import sync_imaging
 from omipacs.clinical.importer import import_records
 from omipacs.clinical.timeline import client_timeline, find_priors
+from omipacs.deid.pseudonyms import episode_pseudonym
 from omipacs.demo.generate import DemoClient, DemoManifest, plan_demo
 from omipacs.errors import NotFound
 from omipacs.services import Services
@@ -75,8 +76,10 @@ def test_priors_of_interval_cancers_and_malignancies(deid_services: Services,
         (ci_prior,) = find_priors(s, synth.client_id(KEYS, interval))
         screens = [st for st in interval.studies if st.kind == "screening"]
         assert ci_prior.prior_outcome == "CIP"
-        assert ci_prior.prior_episode_id == str(len(screens))
-        assert ci_prior.cancer_episode_id == str(len(screens) + 1)
+        ci_client = synth.client_id(KEYS, interval)
+        assert ci_prior.prior_episode_id == episode_pseudonym(KEYS, ci_client, str(len(screens)))
+        assert ci_prior.cancer_episode_id == episode_pseudonym(
+            KEYS, ci_client, str(len(screens) + 1))
         assert ci_prior.study_uids == (synth.study_uid(KEYS, screens[-1]),)
         assert ci_prior.cancer_date and ci_prior.prior_date
         assert 60 <= (ci_prior.cancer_date - ci_prior.prior_date).days <= 900
@@ -84,7 +87,7 @@ def test_priors_of_interval_cancers_and_malignancies(deid_services: Services,
         (m_prior,) = find_priors(s, synth.client_id(KEYS, cancer))
         cancer_screens = [st for st in cancer.studies if st.kind == "screening"]
         assert (m_prior.prior_outcome, m_prior.cancer_episode_id) == (
-            "MP", str(len(cancer_screens)))
+            "MP", episode_pseudonym(KEYS, synth.client_id(KEYS, cancer), str(len(cancer_screens))))
         assert m_prior.study_uids == (synth.study_uid(KEYS, cancer_screens[-2]),)
 
         everyone = find_priors(s)
