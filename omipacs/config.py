@@ -85,6 +85,9 @@ class Peer:
     tls_subject: str = ""
     """With DICOM TLS and client certificates: the common name the peer's certificate
     must carry (empty: any certificate the CA signed)."""
+    licence: int = 0
+    """Query/Retrieve under this licence only (a researcher's workstation): its members
+    within its data scopes. 0: the whole archive (an archive-side tool)."""
 
 
 @dataclass(frozen=True)

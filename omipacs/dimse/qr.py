@@ -90,7 +90,7 @@ def handle_find(event: Any, services: Services) -> Iterator[tuple[Any, Any]]:
             request,
             ae_title=settings.ae_title,
             max_results=settings.max_find_results,
-            restrict=dimse_restriction(services, calling),
+            restrict=dimse_restriction(services, calling, "C-FIND", remote=_remote(event)),
         )
         sent = 0
         for match in matches:
@@ -107,10 +107,16 @@ def handle_find(event: Any, services: Services) -> Iterator[tuple[Any, Any]]:
     yield int(DimseStatus.SUCCESS), None
 
 
-def _select(event: Any, services: Services, models: dict[str, Model]) -> list[InstanceLocation]:
+def _remote(event: Any) -> str:
+    return str(getattr(event.assoc.requestor, "address", "") or "")
+
+
+def _select(
+    event: Any, services: Services, models: dict[str, Model], operation: str
+) -> list[InstanceLocation]:
     model = models[str(event.context.abstract_syntax)]
     query = parse_retrieve(event.identifier, model)
-    restrict = dimse_restriction(services, _calling(event))
+    restrict = dimse_restriction(services, _calling(event), operation, remote=_remote(event))
     with services.sessions() as session:
         return locate_matching(session, query, restrict=restrict)
 
@@ -135,7 +141,7 @@ def handle_move(event: Any, services: Services) -> Iterator[Any]:
         yield None, None  # pynetdicom answers 0xA801 Move Destination Unknown
         return
     try:
-        locations = _select(event, services, MOVE_MODELS)
+        locations = _select(event, services, MOVE_MODELS, "C-MOVE")
         failure = None
     except Exception as exc:
         locations, failure = [], from_exception(exc)
@@ -159,7 +165,7 @@ def handle_get(event: Any, services: Services) -> Iterator[Any]:
     storage contexts it offered with the SCP role."""
     calling = _calling(event)
     try:
-        locations = _select(event, services, GET_MODELS)
+        locations = _select(event, services, GET_MODELS, "C-GET")
     except Exception as exc:
         yield 1
         yield from_exception(exc), None

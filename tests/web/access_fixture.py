@@ -28,7 +28,7 @@ from omipacs.access import admin
 from omipacs.access.models import Token
 from omipacs.bootstrap import open_archive
 from omipacs.clinical.models import Client, Cohort, CohortMember
-from omipacs.config import AuthSettings, Settings
+from omipacs.config import AuthSettings, Peer, Settings
 from omipacs.ingest.origin import IngestOrigin, OriginKind
 from omipacs.services import Services
 from omipacs.web import server as web_server
@@ -97,8 +97,13 @@ def _mark_sr(services: Services, root: Path) -> str:
     return f"{sr.SeriesInstanceUID}|{sr.SOPInstanceUID}"
 
 
-def build(root: Path, db_url: str, backend: str) -> Iterator[AccessArchive]:
-    """Build the archive on ``db_url``, serve it on a real socket, yield, stop."""
+def build(
+    root: Path, db_url: str, backend: str, peers: tuple[Peer, ...] = ()
+) -> Iterator[AccessArchive]:
+    """Build the archive on ``db_url``, serve it on a real socket, yield, stop.
+
+    ``peers`` are added to the DIMSE allow-list (the SCP itself is the test's to start).
+    """
     base_settings: Settings = make_settings(root, db_url)
     # One HTTP worker: the checks below expect an admin change to act "at once in this
     # process"; other workers see it within cache_seconds.
@@ -106,6 +111,7 @@ def build(root: Path, db_url: str, backend: str) -> Iterator[AccessArchive]:
         base_settings,
         auth=AuthSettings(mode="token", cache_seconds=0.5),
         http=dataclasses.replace(base_settings.http, workers=1),
+        dimse=dataclasses.replace(base_settings.dimse, peers=base_settings.dimse.peers + peers),
     )
     services = open_archive(settings)
     populate(services, root)
