@@ -131,6 +131,8 @@ def test_a_licence_peer_gets_only_what_it_may_see(archive: AccessArchive) -> Non
 
 def test_a_peer_whose_licence_is_not_in_force_is_refused(archive: AccessArchive) -> None:
     a = archive  # L3 is suspended
+    assert _find(a, "CURATE", "STUDY")[1] == 0
+    assert _get(a, "LIC1", uid("1"))[1] == 0
     found, status = _find(a, "LIC3", "STUDY")
     assert found == [] and status == 0x0124
     with a.services.write_sessions.begin() as s:
