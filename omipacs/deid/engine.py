@@ -523,7 +523,7 @@ class Deidentifier:
         out.PatientID = client.client_id
         if age is not None:
             out.PatientAge = aggregate_age(age, self.oldest_age)
-        self._mark(out, state.retained_private)
+        self._mark(out, state.retained_private, mask is not None)
         new_meta = self._file_meta(meta, out, state)
         out.file_meta = new_meta
         if self.identity is not None and hold is None:
@@ -537,14 +537,13 @@ class Deidentifier:
             out, new_meta, client, reason, counts, hold, pending, study_keys, mask
         )
 
-    def _mark(self, out: Dataset, retained_private: bool) -> None:
+    def _mark(self, out: Dataset, retained_private: bool, bits_cleared: bool) -> None:
         """Set the PS3.15 E.1.1 item 6 attributes and Longitudinal Temporal Info."""
         options = self.profile.method_codes(retained_private=retained_private)
         out.PatientIdentityRemoved = "YES"
-        out.DeidentificationMethod = [
-            "PS3.15 E.1 Basic Application Confidentiality Profile",
-            "Options " + " ".join(o.value for o in options[1:]) + " (omipacs)",
-        ]
+        out.DeidentificationMethod = method_text(
+            self.profile, options, self.oldest_age, bits_cleared
+        )
         items = []
         for option in options:
             code = option.code
@@ -585,6 +584,32 @@ class Deidentifier:
             if Tag(tag).element != 0 and keyword_for_tag(tag) not in carried
         )
         return new
+
+
+def method_text(
+    profile: Profile, options: tuple[Option, ...], oldest_age: int, bits_cleared: bool
+) -> list[str]:
+    """De-identification Method (0012,0063): the codes, and what the codes do not say.
+
+    Each value is at most 64 characters (LO).
+    """
+    text = [
+        "PS3.15 E.1 Basic Application Confidentiality Profile",
+        "Options " + " ".join(o.value for o in options[1:]) + " (omipacs)",
+        "UIDs remapped with a keyed hash (2.25)",
+    ]
+    if Option.RETAIN_MODIFIED_DATES in profile.options:
+        text.append("Dates shifted by one keyed offset per client")
+    if Option.RETAIN_DEVICE_IDENTITY in profile.options:
+        text.append("Device serials, stations, unit IDs: keyed pseudonyms")
+    else:
+        text.append("Device serials, stations and unit IDs removed")
+    if Option.RETAIN_PATIENT_CHARACTERISTICS in profile.options:
+        text.append(f"Ages over {oldest_age} given as {oldest_age + 1:03d}Y")
+    text.append("Overlay and curve groups removed")
+    if bits_cleared:
+        text.append("Pixel bits outside Bits Stored cleared")
+    return text
 
 
 def _patient_age(header: Dataset) -> str | None:

@@ -33,11 +33,13 @@ at every depth of nesting:
    OB, OD, OF, OL, OV, OW   names (binary payloads that can are listed)
    ======================== ==================================================
 
-The Retain Device Identity Option (113109) keeps make, model and software verbatim
-(they are not in Table E.1-1 at all) but *pseudonymises* serial numbers, station names
-and other unit identifiers with a keyed hash, so one unit stays one unit across the
-archive without its serial number being published. UIDs are always remapped: the Retain
-UIDs Option (113110) is not used.
+The Retain Device Identity column (113109) selects the device attributes: make, model
+and software are kept verbatim (they are not in Table E.1-1 at all) but serial numbers,
+station names and other unit identifiers are *pseudonymised* with a keyed hash, so one
+unit stays one unit across the archive without its serial number being published.
+Since they are not retained, 113109 is not claimed in the De-identification Method Code
+Sequence (:meth:`Profile.method_codes`). UIDs are always remapped: the Retain UIDs
+Option (113110) is not used.
 """
 
 from __future__ import annotations
@@ -138,6 +140,10 @@ pixels may carry burned-in text is never published, so the code is never claimed
 Retain Safe Private (113111) is claimed automatically when a safe private element was
 actually kept.
 """
+
+CLAIMED_ELSEWHERE: Final = frozenset({Option.RETAIN_DEVICE_IDENTITY})
+"""Options used to select attributes but not claimed, because the attributes are
+pseudonymised rather than retained (see :meth:`Profile.method_codes`)."""
 
 OMIPACS_OPTIONS: Final = SUPPORTED_OPTIONS
 """The options of the archive's profile (docs/deidentification.md)."""
@@ -415,8 +421,17 @@ class Profile:
     # -- marking -----------------------------------------------------------------------
 
     def method_codes(self, *, retained_private: bool) -> tuple[Option, ...]:
-        """CID 7050 codes for (0012,0064): 113100, the options used, 113111 if applied."""
-        used = set(self.options)
+        """CID 7050 codes for (0012,0064): what was actually done to the instance.
+
+        113100, the options applied as the standard defines them, and 113111 if a safe
+        private element was kept. Retain Device Identity (113109) is *not* claimed even
+        though its column of Table E.1-1 selects the attributes concerned: those
+        attributes are not retained but replaced by keyed pseudonyms
+        (:attr:`Op.HASH_DEVICE`), a consistent dummy of the kind E.1.1 allows, and only
+        make, model and software versions, which the Basic Profile keeps anyway, are
+        kept verbatim. The De-identification Method text says so.
+        """
+        used = set(self.options) - CLAIMED_ELSEWHERE
         if retained_private:
             used.add(Option.RETAIN_SAFE_PRIVATE)
         return (Option.BASIC, *sorted(used, key=lambda o: o.value))

@@ -110,6 +110,11 @@ def test_marking_attributes(loaded: Loaded) -> None:
         assert doc["00280303"]["Value"] == ["MODIFIED"] or doc.get("00120063")
         codes = [item["00080100"]["Value"][0] for item in doc["00120064"]["Value"]]
         assert codes[0] == "113100" and "113107" in codes
+        assert "113109" not in codes  # device identifiers are hashed, not retained
+        method = doc["00120063"]["Value"]
+        assert "Device serials, stations, unit IDs: keyed pseudonyms" in method
+        serial = doc.get("00181000", {}).get("Value", ["DEV"])[0]
+        assert serial.startswith("DEV")
 
 
 def test_same_nhs_number_from_two_sites_is_one_client(loaded: Loaded) -> None:

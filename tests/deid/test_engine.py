@@ -127,12 +127,20 @@ def test_marking_attributes(processed: Processed) -> None:
     assert ds.LongitudinalTemporalInformationModified == "MODIFIED"
     assert all(0 < len(v) <= 64 for v in ds.DeidentificationMethod)
     items = ds.DeidentificationMethodCodeSequence
-    assert [i.CodeValue for i in items] == ["113100", "113105", "113107", "113108", "113109"]
+    # Device identifiers are pseudonymised, not retained: 113109 is not claimed.
+    assert [i.CodeValue for i in items] == ["113100", "113105", "113107", "113108"]
     assert {i.CodingSchemeDesignator for i in items} == {"DCM"}
     assert items[0].CodeMeaning == codes.DCM.BasicApplicationConfidentialityProfile.meaning
     assert items[2].CodeMeaning == (
         codes.DCM.RetainLongitudinalTemporalInformationModifiedDatesOption.meaning
     )
+    # The text says what the codes cannot: how device identity, ages and bits were treated.
+    text = list(ds.DeidentificationMethod)
+    assert "Device serials, stations, unit IDs: keyed pseudonyms" in text
+    assert "Ages over 89 given as 090Y" in text
+    assert "Pixel bits outside Bits Stored cleared" in text  # the MG has 12 of 16 bits
+    # What the text claims for devices is what was done: a keyed pseudonym, not the serial.
+    assert str(ds.DeviceSerialNumber).startswith("DEV") and str(ds.StationName).startswith("DEV")
 
 
 def test_marking_replaces_an_earlier_de_identification(processed: Processed) -> None:

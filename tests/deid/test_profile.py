@@ -225,7 +225,8 @@ def test_class_uid_keywords(keyword: str, expected: bool) -> None:
 
 def test_method_codes() -> None:
     assert [o.value for o in DEFAULT_PROFILE.method_codes(retained_private=False)] == [
-        "113100", "113105", "113107", "113108", "113109"]
+        "113100", "113105", "113107", "113108"]  # 113109: devices are hashed, not retained
+    assert Option.RETAIN_DEVICE_IDENTITY in DEFAULT_PROFILE.options  # still selects rows
     assert Option.RETAIN_SAFE_PRIVATE in DEFAULT_PROFILE.method_codes(retained_private=True)
     assert Option.CLEAN_PIXEL_DATA not in DEFAULT_PROFILE.method_codes(retained_private=True)
 
