@@ -377,7 +377,8 @@ def _convert(value: Any, hint: Any, where: str, base: Path) -> Any:
             return None
         return _convert(value, args[0], where, base)
     if hint is Path:
-        p = Path(str(value)).expanduser()
+        # $VARIABLES first: a secret store's directory ($CREDENTIALS_DIRECTORY) is absolute.
+        p = Path(os.path.expandvars(str(value))).expanduser()
         return p if p.is_absolute() else (base / p).resolve()
     if hint is bool:
         if isinstance(value, bool):

@@ -112,9 +112,12 @@ def parse_secret(data: bytes) -> tuple[bytes, bool]:
 def load_keys(settings: DeidSettings, environ: Mapping[str, str] = os.environ) -> DeidKeys:
     """Load the secret named by ``settings`` and derive the keys.
 
-    ``settings.key_file`` wins when set; otherwise the environment variable named by
-    ``settings.key_env`` (``OMIPACS_DEID_KEY`` by default) is read. The secret never
-    comes from the index or from ``config.toml`` itself.
+    ``settings.key_file`` wins when set (environment variables in it are expanded, so
+    ``$CREDENTIALS_DIRECTORY/deid.key`` names a systemd credential); otherwise the
+    environment variable named by ``settings.key_env`` (``OMIPACS_DEID_KEY`` by default)
+    is read. The secret never comes from the index or from ``config.toml`` itself. A key
+    file on a persistent filesystem is accepted with a warning: it belongs on a tmpfs
+    written at start by a secret store (docs/deidentification.md).
 
     Raises
     ------
@@ -123,7 +126,7 @@ def load_keys(settings: DeidSettings, environ: Mapping[str, str] = os.environ) -
         Messages name the setting, never the secret.
     """
     if settings.key_file is not None:
-        path = settings.key_file
+        path = Path(os.path.expandvars(str(settings.key_file)))
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -138,6 +141,13 @@ def load_keys(settings: DeidSettings, environ: Mapping[str, str] = os.environ) -
             mode = 0
         if mode & 0o077:
             logger.warning("de-identification key file %s is readable by other users", path)
+        fs_type = filesystem_type(path)
+        if fs_type is not None and fs_type not in MEMORY_FILESYSTEMS:
+            logger.warning(
+                "de-identification key file %s is on a %s filesystem: keep the key off disk "
+                "(a tmpfs file written at start by a secret store; docs/deidentification.md)",
+                path, fs_type,
+            )
         where = f"key file {path}"
     else:
         value = environ.get(settings.key_env, "") if settings.key_env else ""
@@ -162,6 +172,33 @@ def load_keys(settings: DeidSettings, environ: Mapping[str, str] = os.environ) -
     else:
         logger.info("de-identification key loaded from %s (id %s)", where, keys.key_id)
     return keys
+
+
+MEMORY_FILESYSTEMS: Final = frozenset({"tmpfs", "ramfs"})
+"""Filesystems that live in memory: a key file there is gone when the host stops."""
+
+
+def filesystem_type(path: Path, mounts: Path = Path("/proc/mounts")) -> str | None:
+    """The type of the filesystem holding ``path`` (Linux ``/proc/mounts``), or ``None``.
+
+    Used to warn when the key sits on a persistent disk. The longest mount point that
+    contains the resolved path wins.
+    """
+    try:
+        target = str(path.resolve())
+        lines = mounts.read_text().splitlines()
+    except OSError:
+        return None
+    best, kind = "", None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
 
 
 def create_demo_key(path: Path) -> DeidKeys:

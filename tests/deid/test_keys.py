@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from omipacs.config import DeidSettings
-from omipacs.deid.keys import DEMO_HEADER, DeidKeys, create_demo_key, load_keys
+from omipacs.deid.keys import (
+    DEMO_HEADER,
+    DeidKeys,
+    create_demo_key,
+    filesystem_type,
+    load_keys,
+)
 from omipacs.errors import ConfigurationError
 
 HEX = bytes(range(1, 33)).hex()
@@ -104,3 +110,34 @@ def test_demo_key_never_replaces_a_real_key(tmp_path: Path) -> None:
 
 def test_demo_keys_differ_between_archives(tmp_path: Path) -> None:
     assert create_demo_key(tmp_path / "a.key") != create_demo_key(tmp_path / "b.key")
+
+
+def test_key_file_path_expands_variables_for_secret_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``$CREDENTIALS_DIRECTORY/deid.key``: a systemd credential, decrypted into memory."""
+    (tmp_path / "deid.key").write_text(HEX)
+    os.chmod(tmp_path / "deid.key", 0o600)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    settings = DeidSettings(key_file=Path("$CREDENTIALS_DIRECTORY/deid.key"))
+    assert load_keys(settings, {}).key_id == DeidKeys.from_secret(bytes.fromhex(HEX)).key_id
+
+
+def test_filesystem_type_finds_the_longest_mount(tmp_path: Path) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text("/dev/sda1 / ext4 rw 0 0\ntmpfs /run/secrets tmpfs rw 0 0\n")
+    assert filesystem_type(Path("/run/secrets/deid.key"), mounts) == "tmpfs"
+    assert filesystem_type(Path("/etc/omipacs/deid.key"), mounts) == "ext4"
+    assert filesystem_type(Path("/x"), tmp_path / "missing") is None
+
+
+def test_config_key_file_in_a_credentials_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omipacs import config
+
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", "/run/credentials/omipacs.service")
+    toml = tmp_path / "config.toml"
+    toml.write_text('[deid]\nkey_file = "$CREDENTIALS_DIRECTORY/deid.key"\n')
+    settings = config.load(toml, environ={})
+    assert settings.deid.key_file == Path("/run/credentials/omipacs.service/deid.key")
