@@ -147,7 +147,11 @@ timeout = {settings.http.timeout}
 header_timeout = {settings.http.header_timeout}
 keepalive = {settings.http.keepalive}
 max_client_requests = {settings.http.max_client_requests}
-{extra_http}"""
+{extra_http}
+[auth]
+mode = "{settings.auth.mode}"
+cache_seconds = {settings.auth.cache_seconds}
+"""
     text += "[deid]\n"
     deid = settings.deid
     text += (f"quarantine_retention_days = {deid.quarantine_retention_days!r}\n"

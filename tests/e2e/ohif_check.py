@@ -20,7 +20,12 @@ playwright-core (``tests/e2e/ohif/check.mjs``):
    and opened from its thumbnail the SR viewport must show the referenced image with one
    drawn annotation per mark (cornerstone's SVG layer), each mark's box placed on the
    image the SR's SCOORD references (PS3.3 §C.18.6); answering OHIF's "continue tracking
-   measurements?" prompt must then list every mark's finding in the measurements panel.
+   measurements?" prompt must then list every mark's finding in the measurements panel;
+6. with ``--token`` (a root that needs one, such as a licence's ``/licences/{id}/dicom-web``),
+   the study list opened without it must get 401 from the archive and show nothing; the
+   viewer is opened the way OHIF documents, ``/viewer?StudyInstanceUIDs=...&token=...``
+   (OHIF sends ``Authorization: Bearer`` on every request and drops the token from the
+   address bar), and the study list reached from the viewer must show the root's studies.
 
 Every request the browser sends to the archive is written to ``requests.json`` with its
 ``Accept`` header, status and response ``Content-Type``: the archive's real OHIF request
@@ -35,6 +40,7 @@ import argparse
 import http.client
 import http.server
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -249,8 +255,14 @@ def _first(attrs: dict[str, Any], tag: str) -> Any:
     return values[0]
 
 
-def _get_json(url: str, timeout: float) -> list[dict[str, Any]]:
-    request = urllib.request.Request(url, headers={"Accept": "application/dicom+json"})
+def _auth(token: str | None) -> dict[str, str]:
+    """The Authorization header a token gives (none without one)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _get_json(url: str, timeout: float, token: str | None = None) -> list[dict[str, Any]]:
+    headers = {"Accept": "application/dicom+json", **_auth(token)}
+    request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read()
@@ -262,10 +274,12 @@ def _get_json(url: str, timeout: float) -> list[dict[str, Any]]:
     return items
 
 
-def archive_studies(base_url: str, timeout: float = 30) -> list[dict[str, str]]:
+def archive_studies(
+    base_url: str, timeout: float = 30, token: str | None = None
+) -> list[dict[str, str]]:
     """Studies the archive lists over QIDO-RS: what OHIF's study list must show."""
     studies = []
-    for attrs in _get_json(base_url.rstrip("/") + "/studies?limit=1000", timeout):
+    for attrs in _get_json(base_url.rstrip("/") + "/studies?limit=1000", timeout, token):
         name = _first(attrs, "00100010")
         studies.append(
             {
@@ -286,11 +300,14 @@ def archive_api_root(base_url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def _get_marks(base_url: str, study: str | None, timeout: float) -> list[dict[str, Any]]:
+def _get_marks(
+    base_url: str, study: str | None, timeout: float, token: str | None
+) -> list[dict[str, Any]]:
     query = urllib.parse.urlencode({"study": study, "limit": 1000} if study else {"limit": 1000})
     url = f"{archive_api_root(base_url)}/api/v1/marks?{query}"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        request = urllib.request.Request(url, headers=_auth(token))
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             marks: list[dict[str, Any]] = json.loads(response.read())
     except urllib.error.HTTPError as exc:
         raise CheckError(f"GET {url} -> {exc.code} {exc.reason}: {exc.read()[:500]!r}") from exc
@@ -304,14 +321,14 @@ COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
 
 
 def marked_study(
-    base_url: str, study: str | None = None, timeout: float = 30
+    base_url: str, study: str | None = None, timeout: float = 30, token: str | None = None
 ) -> dict[str, Any] | None:
     """A study with expert marks, its mark SR and the image the SR's first mark is drawn on.
 
     The marks come from the archive's ``/api/v1/marks``; the SR and image series are looked
     up over QIDO-RS (PS3.18 §10.6) as OHIF will see them. ``None`` when nothing is marked.
     """
-    marks = [m for m in _get_marks(base_url, study, timeout) if m.get("sr_uid")]
+    marks = [m for m in _get_marks(base_url, study, timeout, token) if m.get("sr_uid")]
     if not marks:
         return None
     first = marks[0]
@@ -319,9 +336,9 @@ def marked_study(
     root = base_url.rstrip("/") + f"/studies/{uid}"
     described = {
         str(_first(s, "0020000E")): s
-        for s in _get_json(f"{root}/series?includefield=0008103E", timeout)
+        for s in _get_json(f"{root}/series?includefield=0008103E", timeout, token)
     }
-    reports = _get_json(f"{root}/instances?SOPClassUID={COMPREHENSIVE_3D_SR}", timeout)
+    reports = _get_json(f"{root}/instances?SOPClassUID={COMPREHENSIVE_3D_SR}", timeout, token)
     series_of = {str(_first(i, "00080018")): str(_first(i, "0020000E")) for i in reports}
     sr_series = series_of.get(str(first["sr_uid"]))
     if sr_series is None:
@@ -354,16 +371,18 @@ def marked_study(
     }
 
 
-def voi_lut_series(base_url: str, study: str, timeout: float = 30) -> dict[str, str] | None:
+def voi_lut_series(
+    base_url: str, study: str, timeout: float = 30, token: str | None = None
+) -> dict[str, str] | None:
     """A series of ``study`` whose image carries a VOI LUT Function (0028,1056), if any.
 
     Mammograms FOR PRESENTATION usually do (SIGMOID); viewers that mishandle it show a
     blank viewport, so the check loads one such series on purpose.
     """
     root = base_url.rstrip("/") + f"/studies/{study}"
-    for series in _get_json(f"{root}/series?includefield=0008103E", timeout):
+    for series in _get_json(f"{root}/series?includefield=0008103E", timeout, token):
         uid = _first(series, "0020000E")
-        for instance in _get_json(f"{root}/series/{uid}/metadata", timeout):
+        for instance in _get_json(f"{root}/series/{uid}/metadata", timeout, token):
             function = _first(instance, "00281056")
             description = _first(instance, "0008103E")
             if function and description:
@@ -456,6 +475,10 @@ class CheckResult:
     console_errors: dict[str, int] = field(default_factory=dict)
     sr_requests: list[dict[str, Any]] = field(default_factory=list)
     marked: dict[str, Any] | None = None
+    tokenless: list[dict[str, Any]] = field(default_factory=list)
+    """Request profile of the study list opened without the token (meant to be refused)."""
+    authorized: list[bool] = field(default_factory=list)
+    """For each other archive request: did it carry an ``Authorization`` header."""
 
     def report(self) -> str:
         """A few lines for people: verdict, steps with timings, request profile."""
@@ -475,6 +498,10 @@ class CheckResult:
                     f"    {g['method']} {g['route']} x{g['count']}: {g['status']}; "
                     f"{list(g['accept'])}"
                 )
+        if self.tokenless:
+            lines.append("  without the token:")
+            for g in self.tokenless:
+                lines.append(f"    {g['method']} {g['route']} x{g['count']}: {g['status']}")
         for problem in self.server_errors:
             lines.append(f"  archive error: {problem}")
         for text, count in list(self.console_errors.items())[:8]:
@@ -514,11 +541,18 @@ def run_check(
     timeout: float = 60,
     chromium: str = CHROMIUM,
     dist: Path = DIST,
+    token: str | None = None,
+    hidden_studies: Sequence[dict[str, str]] = (),
 ) -> CheckResult:
     """Run the viewer against ``base_url``; raise CheckError if the tooling is missing.
 
     With ``marked`` the study opened is one with expert marks (``study`` if given), and the
     check goes on to open its mark SR (see :func:`marked_study`).
+
+    With ``token`` (a root such as a licence's ``/licences/{id}/dicom-web`` that needs one),
+    the study list is first opened without it and must be refused; the viewer is then
+    opened with ``?token=`` and the study list reached from it must show every study of
+    the root and nothing of ``hidden_studies`` (studies of the archive outside the root).
     """
     missing = missing_tooling(chromium, dist)
     if missing:
@@ -526,12 +560,12 @@ def run_check(
     started = time.monotonic()
     out = (out_dir or Path(tempfile.mkdtemp(prefix="ohif-check-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    studies = [] if shell_only else archive_studies(base_url)
+    studies = [] if shell_only else archive_studies(base_url, token=token)
     if not shell_only and not studies:
         raise CheckError(f"{base_url}/studies lists no studies: load some (omipacs demo)")
     report = None
     if marked and not shell_only:
-        report = marked_study(base_url, study)
+        report = marked_study(base_url, study, token=token)
         if report is None:
             raise CheckError(
                 f"{archive_api_root(base_url)}/api/v1/marks lists no marks with an SR"
@@ -544,7 +578,7 @@ def run_check(
     voi, preflight = None, []
     if study:
         try:
-            voi = voi_lut_series(base_url, study)
+            voi = voi_lut_series(base_url, study, token=token)
         except CheckError as exc:  # let the browser run: it shows what a user would see
             preflight.append(str(exc))
     with serve_viewer(base_url, same_origin=same_origin, dist=dist) as (viewer, root):
@@ -558,6 +592,8 @@ def run_check(
             "voiSeries": voi,
             "marked": report,
             "timeoutMs": int(timeout * 1000),
+            "token": token,
+            "hiddenStudies": list(hidden_studies),
         }
         (out / "app-config.js").write_text(app_config(root))
         try:
@@ -574,7 +610,8 @@ def run_check(
     if not result_file.exists():
         raise CheckError(f"check.mjs wrote no result (exit {proc.returncode}):\n{proc.stderr}")
     result = json.loads(result_file.read_text())
-    requests = result["requests"]
+    tokenless = [r for r in result["requests"] if r.get("phase") == "no-token"]
+    requests = [r for r in result["requests"] if r.get("phase") != "no-token"]
     profile = request_profile(requests, root)
     sr_requests = (
         request_profile([r for r in requests if report["srSeries"] in r["url"]], root)
@@ -583,7 +620,13 @@ def run_check(
     )
     (out / "requests.json").write_text(
         json.dumps(
-            {"root": root, "profile": profile, "srRequests": sr_requests, "requests": requests},
+            {
+                "root": root,
+                "profile": profile,
+                "srRequests": sr_requests,
+                "tokenless": request_profile(tokenless, root),
+                "requests": result["requests"],
+            },
             indent=2,
         )
     )
@@ -614,6 +657,11 @@ def run_check(
                 f" and its mark SR on image {report['imageDescription']!r} "
                 f"({sr['annotations']} annotation(s) drawn for {len(report['marks'])} mark(s))"
             )
+        if token:
+            message += (
+                f", with its token (refused without it), showing none of the "
+                f"{len(hidden_studies)} studies outside this root"
+            )
     elif not message:
         message = "a step failed; see result.json"
     errors = preflight + _server_errors(requests)
@@ -635,6 +683,8 @@ def run_check(
         ),
         sr_requests=sr_requests,
         marked=report,
+        tokenless=request_profile(tokenless, root),
+        authorized=["authorization" in r["requestHeaders"] for r in requests],
     )
 
 
@@ -663,6 +713,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="reverse-proxy the archive through the viewer's origin instead of CORS",
     )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("OMIPACS_TOKEN"),
+        help="bearer token for a root that needs one, e.g. /licences/{id}/dicom-web "
+        "(default: $OMIPACS_TOKEN)",
+    )
     parser.add_argument("--timeout", type=float, default=60, help="seconds per wait (default 60)")
     parser.add_argument("--chromium", default=CHROMIUM, help=f"browser binary ({CHROMIUM})")
     parser.add_argument(
@@ -680,6 +736,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout=args.timeout,
             chromium=args.chromium,
             dist=args.viewer_dist,
+            token=args.token,
         )
     except CheckError as exc:
         print(f"FAIL: {exc}", file=sys.stderr)

@@ -18,6 +18,14 @@
 //                   panel and, opened from its thumbnail, show its referenced image with one
 //                   drawn annotation per mark; null to skip
 //   timeoutMs       budget for each wait
+//   token           a bearer token for the archive (a licence root needs one), or null. The
+//                   check then first opens the study list without it (the archive must answer
+//                   401), then opens the viewer as a user would with OHIF's own mechanism,
+//                   `/viewer?StudyInstanceUIDs=...&token=...` (OHIF sends it as
+//                   `Authorization: Bearer` and removes it from the address bar), and goes back
+//                   to the study list in the app, which keeps using the token
+//   hiddenStudies   [{uid, patientId, accession}] the archive holds outside this root: none of
+//                   their patient IDs or accession numbers may appear on the study list
 //
 // Writes outDir/result.json: {ok, error, steps, requests, console, viewport, srViewport}
 // and exits 0
@@ -77,6 +85,17 @@ async function shot(page, name, target = page) {
 
 let currentPage = null;
 
+// Which part of the check a recorded request belongs to: 'no-token' requests are meant to be
+// refused, so they are reported apart from the archive's failures.
+let phase = 'main';
+
+// Requests are written to result.json; a bearer token must not be.
+function redacted(headers) {
+  const out = { ...headers };
+  if (out.authorization) out.authorization = out.authorization.replace(/^(\S+)\s.*$/, '$1 [redacted]');
+  return out;
+}
+
 const isArchive = url => opts.archiveRoots.some(root => url.startsWith(root));
 
 function record(page) {
@@ -88,7 +107,8 @@ function record(page) {
       method: request.method(),
       url: request.url(),
       resourceType: request.resourceType(),
-      requestHeaders: request.headers(),
+      phase,
+      requestHeaders: redacted(request.headers()),
       status: null,
       responseHeaders: null,
       failure: null,
@@ -496,6 +516,104 @@ async function srSteps(page, marked, timeout) {
   });
 }
 
+// The study list as OHIF shows it (the page is on its way there): every study in
+// opts.studies is listed, OHIF counts as many, and no study of opts.hiddenStudies shows.
+async function checkStudyList(page, timeout, shotName) {
+  const count = page.locator('[data-cy="num-studies"]');
+  const sourceError = page.getByText('Data Source Connection Error');
+  let ready = count.or(sourceError);
+  if (opts.studies.length) {
+    // Other OHIF layouts have no num-studies: a listed patient ID also means "rendered".
+    ready = ready.or(page.getByText(opts.studies[0].patientId, { exact: true }));
+  }
+  await ready.first().waitFor({ state: 'visible' });
+  if (await sourceError.isVisible()) {
+    await shot(page, shotName);
+    throw new Error('OHIF shows "Data Source Connection Error" for the archive');
+  }
+  await dismissBanner(page);
+  const shownCount = async () =>
+    (await count.count()) ? (await count.first().textContent())?.trim() : null;
+  if (!opts.studies.length) {
+    await page.waitForLoadState('networkidle');
+    await shot(page, shotName);
+    return { shown: await shownCount() };
+  }
+  // 3.12 wraps the rows in study-list-results; fall back to the page for other layouts.
+  const list = page.locator('[data-cy="study-list-results"]');
+  const results = (await list.count()) ? list : page.locator('body');
+  const missing = [];
+  for (const study of opts.studies) {
+    // An accession number names one study; a patient ID may name several.
+    const row = results.getByText(study.accession || study.patientId, { exact: true }).first();
+    try {
+      await row.waitFor({ state: 'visible', timeout: Math.min(timeout, 15000) });
+    } catch {
+      missing.push(study);
+    }
+  }
+  await shot(page, shotName);
+  const shown = await shownCount();
+  if (missing.length) {
+    throw new Error(
+      `study list is missing ${missing.length}/${opts.studies.length} studies ` +
+        `(${missing.map(s => `${s.patientId}/${s.accession}`).join(', ')}); OHIF shows ${shown}`
+    );
+  }
+  // Anywhere on the page, not only in the rows: no trace of a study outside this root.
+  const leaked = [];
+  for (const hidden of opts.hiddenStudies ?? []) {
+    for (const label of [hidden.accession, hidden.patientId].filter(Boolean)) {
+      if (await page.getByText(label, { exact: true }).count()) leaked.push(label);
+    }
+  }
+  if (leaked.length) {
+    throw new Error(`the study list shows studies from outside this root: ${leaked.join(', ')}`);
+  }
+  if (shown !== null && shown !== String(opts.studies.length)) {
+    throw new Error(`OHIF counts ${shown} studies, the archive lists ${opts.studies.length}`);
+  }
+  return { shown, expected: opts.studies.length, hidden: (opts.hiddenStudies ?? []).length };
+}
+
+// A QIDO-RS study query ({root}/studies?...), the request behind OHIF's study list.
+const isStudyQuery = url => new URL(url).pathname.endsWith('/studies');
+
+// The study list opened without the token: the archive refuses OHIF's query with 401 and
+// no study, inside the root or outside it, appears.
+async function tokenlessSteps(page, timeout) {
+  await step('study list without token', async () => {
+    phase = 'no-token';
+    try {
+      const query = page.waitForResponse(r => isArchive(r.url()) && isStudyQuery(r.url()));
+      await page.goto(`${opts.ohifUrl}/`, { waitUntil: 'domcontentloaded' });
+      const response = await query;
+      await page.waitForLoadState('networkidle', { timeout }).catch(() => {});
+      await dismissBanner(page);
+      await shot(page, 'study-list-no-token');
+      const shown = [];
+      for (const study of [...opts.studies, ...(opts.hiddenStudies ?? [])]) {
+        for (const label of [study.accession, study.patientId].filter(Boolean)) {
+          if (await page.getByText(label, { exact: true }).count()) shown.push(label);
+        }
+      }
+      if (response.status() !== 401) {
+        throw new Error(`without a token the archive answers ${response.status()} to ${response.url()}`);
+      }
+      if (shown.length) throw new Error(`without a token the study list shows ${shown.join(', ')}`);
+      const counted = page.locator('[data-cy="num-studies"]');
+      return {
+        status: response.status(),
+        wwwAuthenticate: (await response.allHeaders())['www-authenticate'] ?? null,
+        sourceError: await page.getByText('Data Source Connection Error').isVisible(),
+        shown: (await counted.count()) ? (await counted.first().textContent())?.trim() : null,
+      };
+    } finally {
+      phase = 'main';
+    }
+  });
+}
+
 async function main() {
   fs.mkdirSync(opts.outDir, { recursive: true });
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'omipacs-ohif-profile-'));
@@ -525,59 +643,20 @@ async function main() {
     record(page);
     result.browserVersion = context.browser()?.version() ?? null;
 
-    await step('study list', async () => {
-      await page.goto(`${opts.ohifUrl}/`, { waitUntil: 'domcontentloaded' });
-      const count = page.locator('[data-cy="num-studies"]');
-      const sourceError = page.getByText('Data Source Connection Error');
-      let ready = count.or(sourceError);
-      if (opts.studies.length) {
-        // Other OHIF layouts have no num-studies: a listed patient ID also means "rendered".
-        ready = ready.or(page.getByText(opts.studies[0].patientId, { exact: true }));
-      }
-      await ready.first().waitFor({ state: 'visible' });
-      if (await sourceError.isVisible()) {
-        await shot(page, 'study-list');
-        throw new Error('OHIF shows "Data Source Connection Error" for the archive');
-      }
-      await dismissBanner(page);
-      const shownCount = async () =>
-        (await count.count()) ? (await count.first().textContent())?.trim() : null;
-      if (!opts.studies.length) {
-        await page.waitForLoadState('networkidle');
-        await shot(page, 'study-list');
-        return { shown: await shownCount() };
-      }
-      // 3.12 wraps the rows in study-list-results; fall back to the page for other layouts.
-      const list = page.locator('[data-cy="study-list-results"]');
-      const results = (await list.count()) ? list : page.locator('body');
-      const missing = [];
-      for (const study of opts.studies) {
-        // An accession number names one study; a patient ID may name several.
-        const row = results.getByText(study.accession || study.patientId, { exact: true }).first();
-        try {
-          await row.waitFor({ state: 'visible', timeout: Math.min(timeout, 15000) });
-        } catch {
-          missing.push(study);
-        }
-      }
-      await shot(page, 'study-list');
-      const shown = await shownCount();
-      if (missing.length) {
-        throw new Error(
-          `study list is missing ${missing.length}/${opts.studies.length} studies ` +
-            `(${missing.map(s => `${s.patientId}/${s.accession}`).join(', ')}); OHIF shows ${shown}`
-        );
-      }
-      if (shown !== null && shown !== String(opts.studies.length)) {
-        throw new Error(`OHIF counts ${shown} studies, the archive lists ${opts.studies.length}`);
-      }
-      return { shown, expected: opts.studies.length };
-    });
+    if (opts.token) {
+      await tokenlessSteps(page, timeout);
+    } else {
+      await step('study list', async () => {
+        await page.goto(`${opts.ohifUrl}/`, { waitUntil: 'domcontentloaded' });
+        return checkStudyList(page, timeout, 'study-list');
+      });
+    }
 
     if (!opts.openStudy) return;
     const study = opts.studies.find(s => s.uid === opts.openStudy) ?? { patientId: null };
 
-    if (study.patientId) {
+    // With a token, the study list comes after the viewer (see tokenlessSteps).
+    if (study.patientId && !opts.token) {
       await step('filter by MRN', async () => {
         // OHIF sends 00100020=*<typed>* (supportsWildcard): the archive's wildcard matching.
         const query = page.waitForResponse(
@@ -627,7 +706,8 @@ async function main() {
     }
 
     await step('open viewer', async () => {
-      await page.goto(`${opts.ohifUrl}/viewer?StudyInstanceUIDs=${opts.openStudy}`, {
+      const token = opts.token ? `&token=${encodeURIComponent(opts.token)}` : '';
+      await page.goto(`${opts.ohifUrl}/viewer?StudyInstanceUIDs=${opts.openStudy}${token}`, {
         waitUntil: 'domcontentloaded',
       });
       // Without a GPU, cornerstone renders with WebGL on SwiftShader or falls back to CPU.
@@ -640,6 +720,8 @@ async function main() {
       await page.locator('[data-cy="viewport-pane"] canvas.cornerstone-canvas').first().waitFor({
         state: 'visible',
       });
+      // OHIF takes the token out of the address bar once it holds it.
+      if (opts.token) return { tokenInAddressBar: new URL(page.url()).searchParams.has('token') };
     });
 
     await step('viewport renders', async () => {
@@ -713,6 +795,19 @@ async function main() {
             `${opts.voiSeries.voiLutFunction}) does not render: the viewport is blank`);
         }
         return { series: description, voiLutFunction: opts.voiSeries.voiLutFunction };
+      });
+    }
+
+    if (opts.token) {
+      await step('study list with token', async () => {
+        // Back to the list inside the app: OHIF keeps the token it took from the viewer URL.
+        const query = page.waitForResponse(r => isArchive(r.url()) && isStudyQuery(r.url()));
+        await page.locator('[data-cy="return-to-work-list"]').first().click();
+        const response = await query;
+        if (response.status() !== 200) {
+          throw new Error(`with the token the archive answers ${response.status()} to ${response.url()}`);
+        }
+        return { status: response.status(), ...(await checkStudyList(page, timeout, 'study-list')) };
       });
     }
 
