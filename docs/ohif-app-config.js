@@ -12,6 +12,14 @@
  * sends `Access-Control-Allow-Origin` and `Cross-Origin-Resource-Policy: cross-origin` so a
  * cross-origin-isolated OHIF page can load its responses. Or serve both from one origin
  * behind a reverse proxy.
+ *
+ * With `[auth] mode = "token"`, point OMIPACS_DICOMWEB at a licence's read-only root,
+ * `https://archive.example.org/licences/{id}/dicom-web`, and open the viewer as
+ * `/viewer?StudyInstanceUIDs=<uid>&token=<token>` with a token bound to that licence
+ * (`omipacs token create --user EMAIL --licence ID`): OHIF sends it as
+ * `Authorization: Bearer` with every request, removes it from the address bar and keeps
+ * it for the study list reached from the viewer. OHIF 3.12 reads `token` on the viewer
+ * route only, not on the study list (`/`). Without a token the archive answers 401.
  */
 
 /** The archive's DICOMweb base URL (no trailing slash). */
