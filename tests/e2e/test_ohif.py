@@ -72,7 +72,7 @@ def _check(base_url: str, out: Path, **options: Any) -> CheckResult:
         if result.ok or "__filename is not defined" not in result.report():
             break
         reports.append(result.report())
-    if not result.ok:
+    if not result.ok and len(reports) > 1:
         print("\n\n".join(reports[:-1]))
     return result
 
