@@ -98,6 +98,15 @@ class DimseSettings:
     host: str = "127.0.0.1"
     port: int = 11112
     max_associations: int = 10
+    """Established associations at once; connections still waiting for their
+    A-ASSOCIATE-RQ do not count (see max_pending_*)."""
+    request_timeout: float = 10.0
+    """Seconds a new connection has to send its A-ASSOCIATE-RQ before it is closed."""
+    max_pending_per_address: int = 16
+    """Connections from one address still waiting for their association request (a
+    site may open several associations at once; a silent host only blocks itself)."""
+    max_pending_connections: int = 64
+    """Connections from all addresses still waiting for their association request."""
     acse_timeout: float = 30.0
     dimse_timeout: float = 30.0
     network_timeout: float = 60.0

@@ -12,8 +12,9 @@ import functools
 import ipaddress
 import logging
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -24,7 +25,7 @@ from omipacs.dicom.uids import (
     NATIVE_TRANSFER_SYNTAXES,
     STORAGE_SOP_CLASSES,
 )
-from omipacs.dimse import guard, handlers, qr, stored, tls
+from omipacs.dimse import admission, guard, handlers, qr, stored, tls
 from omipacs.errors import ConfigurationError
 from omipacs.services import Services
 
@@ -115,8 +116,20 @@ def start(services: Services, *, block: bool = False) -> Any:
     _config.LOG_HANDLER_LEVEL = "none"
     spool_c_store_data_sets(services.spool.dir)
     ae = build_ae(settings)
+    dimse = settings.dimse
+    door = admission.Admission(
+        max_associations=dimse.max_associations,
+        max_pending=dimse.max_pending_connections,
+        max_pending_per_address=dimse.max_pending_per_address,
+        request_timeout=dimse.request_timeout,
+    )
+    # Ours is the association limit (accepted associations only); pynetdicom's own
+    # count includes connections still waiting for a request, so it is set past ours.
+    ae.maximum_associations = dimse.max_associations + dimse.max_pending_connections
     bound: list[Any] = [
         (evt.EVT_REQUESTED, handlers.handle_requested, [settings.dimse]),
+        (evt.EVT_REQUESTED, admission.handle_requested, [door]),
+        (evt.EVT_CONN_CLOSE, admission.handle_closed, [door]),
         (evt.EVT_C_ECHO, handlers.handle_echo),
         (evt.EVT_C_STORE, handlers.handle_store, [services]),
         (evt.EVT_CONN_CLOSE, handlers.handle_closed, [services]),
@@ -130,4 +143,23 @@ def start(services: Services, *, block: bool = False) -> Any:
         "DICOM SCP %s listening on %s:%d%s", settings.dimse.ae_title, *address,
         " (DICOM TLS)" if context else "",
     )
-    return ae.start_server(address, block=block, evt_handlers=bound, ssl_context=context)
+    server = cast(
+        admission.AdmittingServer,
+        ae.make_server(
+            address,
+            evt_handlers=bound,
+            ssl_context=context,
+            server_class=admission.AdmittingServer,
+        ),
+    )
+    server.admission = door
+    server.watchdog_stop = threading.Event()
+    admission.watch(door, server.watchdog_stop)
+    if block:
+        try:
+            server.serve_forever()
+        finally:
+            server.watchdog_stop.set()
+        return None
+    threading.Thread(target=server.serve_forever, name="dimse-server", daemon=True).start()
+    return server

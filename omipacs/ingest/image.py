@@ -12,9 +12,10 @@ stream declaring 8192 x 8192 inside a 256 x 256 image would all be stored and th
 * every frame's codec stream header (JPEG SOF, JPEG-LS SOF55, JPEG 2000 SIZ, RLE header)
   matches the transfer syntax and Rows, Columns, Samples per Pixel and Bits Allocated;
 * one decoded frame is at most ``max_frame_bytes`` (and the whole instance at most
-  ``max_instance_bytes``, checked in :mod:`omipacs.ingest.validate`).
-
-The header is read from the file a few kilobytes per frame; pixels are never decoded.
+  ``max_instance_bytes``, checked in :mod:`omipacs.ingest.validate`);
+* and then every compressed frame actually decodes (one frame at a time, with the same
+  decoders and decode slots as retrieval): a stream whose headers are right but whose
+  data is corrupt would otherwise be acknowledged and fail on first view.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from omipacs.dicom import codestream
 from omipacs.dicom.frames import frame_table, number_of_frames
 from omipacs.dicom.parse import ParsedFile
 from omipacs.dicom.uids import BREAST_TOMOSYNTHESIS, MG_FOR_PRESENTATION, MG_FOR_PROCESSING
-from omipacs.errors import InvalidAttributes
+from omipacs.errors import InvalidAttributes, NotAcceptable
+from omipacs.retrieve.pixels import decode_frame
 
 #: SOP classes without pixel data (everything else the archive stores is an image).
 NON_IMAGE_CLASSES = frozenset(
@@ -149,9 +151,28 @@ def _check_encapsulated(parsed: ParsedFile, rows: int, cols: int, spp: int, bits
                 fp.seek(offset)
                 head += fp.read(min(n, want))
             header = codestream.read_header(ts, head, length, rle_segments)
-            if header is None or ts in codestream.RLE_SYNTAXES:
-                continue
-            _match(header, rows, cols, spp, bits, ts)
+            if header is not None and ts not in codestream.RLE_SYNTAXES:
+                _match(header, rows, cols, spp, bits, ts)
+    # Headers agree; now every frame must decode, one at a time (bounded by the frame
+    # limit above and the process's decode slots), or a corrupt stream would be stored.
+    for number, ranges in enumerate(table, start=1):
+        _decodes(parsed, ranges, number, rows, cols)
+
+
+def _decodes(
+    parsed: ParsedFile, ranges: list[tuple[int, int]], number: int, rows: int, cols: int
+) -> None:
+    frame = bytearray()
+    with open(parsed.path, "rb") as fp:
+        for offset, n in ranges:
+            fp.seek(offset)
+            frame += fp.read(n)
+    try:
+        arr = decode_frame(parsed.dataset, bytes(frame), parsed.transfer_syntax)
+    except NotAcceptable:
+        raise InvalidAttributes(f"compressed frame {number} does not decode") from None
+    if arr.shape[:2] != (rows, cols):
+        raise InvalidAttributes(f"compressed frame {number} decodes to another size")
 
 
 def _match(

@@ -279,7 +279,11 @@ def decode_frame_with_properties(
                 arr, props = decoder.as_array(
                     encapsulate([frame], has_bot=False), index=0, **opts
                 )
-    except (ValueError, RuntimeError, NotImplementedError, AttributeError) as exc:
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
+        # Plugins fail in many ways on corrupt streams; Rust-based ones (pylibjpeg-rle)
+        # even raise pyo3's PanicException, which derives from BaseException.
         LOGGER.warning("frame decoding failed for %s: %s", transfer_syntax, exc)
         raise NotAcceptable(
             f"the frame could not be decoded from {UID(transfer_syntax).name}"
