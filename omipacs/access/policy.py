@@ -19,6 +19,7 @@ through licences, each limited to its cohort version's members and its data scop
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -172,8 +173,14 @@ _API_SCOPE = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
 def licence_visibility(grant: LicenceGrant) -> Visibility:
-    """A licence's members, within its data scopes."""
+    """A licence's members, within its data scopes.
+
+    Built once per grant (a frozen value: licence, cohort version, scopes) and reused:
+    the conditions are immutable SQL expressions, and building them anew cost more than
+    the index lookup they add to a WADO-RS retrieval.
+    """
     return Visibility(
         study=cohort_restriction(grant.cohort_id), instance=instance_condition(grant.scopes)
     )

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_
+from sqlalchemy import ColumnElement, bindparam, false
 
 from omipacs.dicom import uids
 from omipacs.errors import BadRequest
@@ -123,7 +123,13 @@ def instance_condition(scopes: Iterable[Scope]) -> InstanceCondition:
     def condition(instance: Any) -> ColumnElement[bool]:
         if not classes:
             return false()
-        return or_(instance.sop_class_uid.in_(classes))
+        # One expanding parameter rather than a bound value per class: the condition is
+        # built for every query a licence root runs, and coercing each value cost more
+        # than the query's index lookups.
+        found: ColumnElement[bool] = instance.sop_class_uid.in_(
+            bindparam("scope_sop_classes", classes, expanding=True, unique=True)
+        )
+        return found
 
     return condition
 

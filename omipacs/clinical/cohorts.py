@@ -35,7 +35,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select
+from sqlalchemy import ColumnElement, Select, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from omipacs.clinical.classify import EpisodeOutcome
@@ -828,9 +828,19 @@ def cohort_restriction(cohort_id: int) -> ColumnElement[bool]:
     DICOMweb root. The member list is the frozen one, matched by Study Instance UID
     (the ``cohort_member`` unique index), so data added later never joins a saved
     cohort.
+
+    A correlated ``EXISTS`` probes that index once per study considered, rather than an
+    ``IN (subquery)`` that SQLite materialises as a list of every member for each query:
+    a WADO-RS retrieval then costs one index lookup whatever the cohort's size, and a
+    study list ordered by date stops at its page instead of computing every member's
+    attributes before sorting (tests/benchmarks/bench_access.py measures it).
     """
-    return and_(
-        Study.study_instance_uid.in_(
-            select(CohortMember.study_instance_uid).where(CohortMember.cohort_pk == cohort_id)
+    return (
+        select(literal(1))
+        .where(
+            CohortMember.cohort_pk == cohort_id,
+            CohortMember.study_instance_uid == Study.study_instance_uid,
         )
+        .correlate(Study)
+        .exists()
     )
