@@ -4,8 +4,9 @@ Thin adapters: each handler reads the peer's identifier, asks core code for the
 answer (:mod:`omipacs.query.identifier` translates it into the query QIDO-RS uses,
 :func:`omipacs.retrieve.locate.locate_matching` finds the stored instances), and
 yields what pynetdicom sends. Every handler applies :func:`dimse_restriction` for the
-calling AE, the single seam for access control. Errors become statuses through
-:func:`omipacs.dimse.status.from_exception`, the one mapping.
+calling AE, the single seam for access control, and records one audit event per
+request. Errors become statuses through :func:`omipacs.dimse.status.from_exception`,
+the one mapping.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     Verification,
 )
 
+from omipacs.access.audit import AuditRecord
+from omipacs.access.authenticate import utcnow
 from omipacs.config import DimseSettings, Peer
 from omipacs.dimse.restriction import dimse_restriction
 from omipacs.dimse.status import from_exception, status
@@ -58,6 +61,44 @@ MAX_CONTEXTS = 128
 
 def _calling(event: Any) -> str:
     return str(event.assoc.requestor.ae_title).strip()
+
+
+def _audit(
+    services: Services,
+    event: Any,
+    action: str,
+    resource: str,
+    status: Any,
+    reason: str = "",
+) -> None:
+    """One audit event per Q/R request (door ``dimse``), as the HTTP doors record theirs.
+
+    The resource names only the level and pseudonymous UIDs, never a key's value (a
+    name pattern could identify someone).
+    """
+    if services.audit is None:
+        return
+    code = int(status.Status) if hasattr(status, "Status") else int(status)
+    comment = str(getattr(status, "ErrorComment", "") or "")
+    services.audit.record(
+        AuditRecord(
+            at=utcnow(),
+            user_email=f"ae:{_calling(event)}",
+            token_prefix="",
+            licence_pk=None,
+            remote=str(event.assoc.requestor.address)[:64],
+            door="dimse",
+            action=action,
+            resource=resource,
+            outcome="allowed" if code in (0, 0xFE00, 0xB000) else "denied",
+            reason=(reason or comment)[:128],
+            status=code,
+        )
+    )
+
+
+def _studies(locations: Sequence[InstanceLocation]) -> str:
+    return "studies " + ",".join(sorted({loc.study_uid for loc in locations}))
 
 
 def move_destination(settings: DimseSettings, ae_title: str) -> Peer | None:
@@ -96,14 +137,18 @@ def handle_find(event: Any, services: Services) -> Iterator[tuple[Any, Any]]:
         for match in matches:
             if event.is_cancelled:
                 log.info("C-FIND from %s cancelled after %d matches", calling, sent)
+                _audit(services, event, "c-find", request.qr_level, DimseStatus.CANCEL)
                 yield int(DimseStatus.CANCEL), None
                 return
             sent += 1
             yield int(DimseStatus.PENDING), match
     except Exception as exc:
-        yield from_exception(exc), None
+        failure = from_exception(exc)
+        _audit(services, event, "c-find", "", failure)
+        yield failure, None
         return
     log.info("C-FIND from %s at %s level: %d matches", calling, request.qr_level, sent)
+    _audit(services, event, "c-find", request.qr_level, DimseStatus.SUCCESS, f"{sent} matches")
     yield int(DimseStatus.SUCCESS), None
 
 
@@ -138,6 +183,7 @@ def handle_move(event: Any, services: Services) -> Iterator[Any]:
     peer = move_destination(services.settings.dimse, destination)
     if peer is None:
         log.warning("C-MOVE from %s to unknown destination refused", calling)
+        _audit(services, event, "c-move", "", DimseStatus.MOVE_DESTINATION_UNKNOWN, "destination")
         yield None, None  # pynetdicom answers 0xA801 Move Destination Unknown
         return
     try:
@@ -152,10 +198,19 @@ def handle_move(event: Any, services: Services) -> Iterator[Any]:
         contexts = [build_context(Verification)]
     yield peer.host, peer.port, {"contexts": contexts}
     if failure is not None:
+        _audit(services, event, "c-move", "", failure)
         yield 1
         yield failure, None
         return
     log.info("C-MOVE from %s to %s: %d instances", calling, destination, len(locations))
+    _audit(
+        services,
+        event,
+        "c-move",
+        _studies(locations),
+        DimseStatus.SUCCESS,
+        f"{len(locations)} instances to {destination}",
+    )
     yield len(locations)
     yield from _send(event, services, locations)
 
@@ -167,9 +222,19 @@ def handle_get(event: Any, services: Services) -> Iterator[Any]:
     try:
         locations = _select(event, services, GET_MODELS, "C-GET")
     except Exception as exc:
+        failure = from_exception(exc)
+        _audit(services, event, "c-get", "", failure)
         yield 1
-        yield from_exception(exc), None
+        yield failure, None
         return
     log.info("C-GET from %s: %d instances", calling, len(locations))
+    _audit(
+        services,
+        event,
+        "c-get",
+        _studies(locations),
+        DimseStatus.SUCCESS,
+        f"{len(locations)} instances",
+    )
     yield len(locations)
     yield from _send(event, services, locations)

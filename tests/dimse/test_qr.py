@@ -32,6 +32,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 from sqlalchemy import insert, select
 
+from omipacs.access.audit import query_events
 from omipacs.clinical.models import Cohort, CohortMember
 from omipacs.config import Peer
 from omipacs.dicom.parse import parse_file
@@ -466,3 +467,50 @@ def test_send_studies_and_a_cohort(qr: QR, storescp: Path) -> None:
     assert unknown.returncode == 2 and "allow-list" in unknown.stderr
     no_port = _omipacs(qr, "send", "--to", "NOPORT", uid("4"))
     assert no_port.returncode == 2 and "host and port" in no_port.stderr
+
+
+def _dimse_events(qr: QR, action: str, want: int) -> list[Any]:
+    """The server's audit events of ``action`` (waiting for its batch writer)."""
+    deadline = time.time() + 30
+    while True:
+        svc = Services.create(qr.server.settings, migrate=False)
+        try:
+            with svc.sessions() as s:
+                events = [e for e in query_events(s) if e.door == "dimse" and e.action == action]
+        finally:
+            svc.close()
+        if len(events) >= want or time.time() > deadline:
+            return events
+        time.sleep(0.2)
+
+
+def test_query_retrieve_is_audited_without_key_values(qr: QR, storescp: Path) -> None:
+    _find(
+        qr,
+        StudyRootQueryRetrieveInformationModelFind,
+        QueryRetrieveLevel="STUDY",
+        PatientName="Ng*",
+        StudyInstanceUID="",
+    )
+    model = StudyRootQueryRetrieveInformationModelMove
+    ae = _scu()
+    ae.add_requested_context(model)
+    assoc = ae.associate("127.0.0.1", qr.server.dimse_port, ae_title="OMIPACS")
+    ident = Dataset()
+    ident.QueryRetrieveLevel = "STUDY"
+    ident.StudyInstanceUID = uid("4")
+    try:
+        list(assoc.send_c_move(ident, DEST, model))
+        list(assoc.send_c_move(ident, "NOWHERE", model))
+    finally:
+        assoc.release()
+    (found,) = _dimse_events(qr, "c-find", 1)
+    assert (found.user_email, found.outcome, found.reason) == (
+        "ae:PYNETDICOM",
+        "allowed",
+        "2 matches",
+    )
+    assert "ng" not in (found.resource + found.reason).lower()
+    moves = _dimse_events(qr, "c-move", 2)
+    assert {(m.outcome, m.status) for m in moves} == {("allowed", 0), ("denied", 0xA801)}
+    assert any(m.resource == f"studies {uid('4')}" for m in moves)
