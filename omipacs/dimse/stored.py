@@ -21,6 +21,7 @@ streamed from the file when chunked sending is on.
 from __future__ import annotations
 
 import inspect
+import time
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -51,10 +52,40 @@ class StoredInstance(Dataset):
 
 _original_send_c_store = Association.send_c_store
 _installed = False
+#: Most P-DATA PDUs of one association waiting to be written to its socket.
+MAX_QUEUED_PDUS = 8
+
+
+def _bound_send_queue(assoc: Association) -> None:
+    """Make the association's sender wait while its outgoing PDUs pile up.
+
+    pynetdicom queues every PDU of a message on an unbounded queue that the DUL thread
+    drains to the socket; reading a file is faster than a peer receives it, so a 1.5 GB
+    object sent to a slow peer would sit in memory. The wrapped ``send_pdu`` returns
+    only when at most :data:`MAX_QUEUED_PDUS` are waiting (or the DUL has stopped), which
+    bounds the memory of one sub-operation to a few PDUs.
+    """
+    dul = assoc.dul
+    if getattr(dul, "_omipacs_bounded", False):
+        return
+    send_pdu = dul.send_pdu
+
+    def bounded(primitive: Any) -> None:
+        send_pdu(primitive)
+        while (
+            dul.to_provider_queue.qsize() > MAX_QUEUED_PDUS
+            and dul.is_alive()
+            and not dul._kill_thread
+        ):
+            time.sleep(0.0005)
+
+    dul.send_pdu = bounded  # type: ignore[method-assign]
+    setattr(dul, "_omipacs_bounded", True)  # noqa: B010 - a marker pynetdicom does not type
 
 
 def _send_c_store(self: Association, dataset: Any, *args: Any, **kwargs: Any) -> Dataset:
     if isinstance(dataset, StoredInstance):
+        _bound_send_queue(self)
         blobs, spool, location = dataset._omipacs_source
         with local_file(blobs, spool, location.blob_key) as path:
             status: Dataset = _original_send_c_store(self, path, *args, **kwargs)
@@ -76,6 +107,10 @@ def _check_pynetdicom() -> None:
             )
     if "STORE_SEND_CHUNKED_DATASET" not in inspect.getsource(Association.send_c_store):
         raise RuntimeError("pynetdicom's send_c_store no longer streams files")
+    from pynetdicom.dul import DULServiceProvider
+
+    if "to_provider_queue.put" not in inspect.getsource(DULServiceProvider.send_pdu):
+        raise RuntimeError("pynetdicom's DUL no longer queues PDUs on to_provider_queue")
 
 
 def install() -> None:
