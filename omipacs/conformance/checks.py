@@ -96,8 +96,9 @@ def _expect(condition: bool, message: str) -> None:
 class Web:
     """A minimal DICOMweb client over urllib."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, token: str = "") -> None:
         self.base = base.rstrip("/")
+        self.token = token
 
     def request(
         self,
@@ -113,6 +114,8 @@ class Web:
         if params:
             url += "?" + urllib.parse.urlencode(params)
         req = urllib.request.Request(url, data=body, method=method)
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
         if accept:
             req.add_header("Accept", accept)
         if content_type:
@@ -453,9 +456,9 @@ def _run(area: str, name: str, check: Callable[[], str]) -> Result:
         return Result(area, name, Outcome.FAILED, f"{type(exc).__name__}: {exc}"[:200])
 
 
-def run_web(base: str, sample: Sample) -> Iterator[Result]:
+def run_web(base: str, sample: Sample, token: str = "") -> Iterator[Result]:
     """Every DICOMweb check, in order; the first (STOW) must pass for the rest to run."""
-    web = Web(base)
+    web = Web(base, token)
     for area, check in WEB_CHECKS:
         name = check.__name__.replace("_", "-")
         result = _run(area, name, lambda check=check: check(web, sample))  # type: ignore[misc]

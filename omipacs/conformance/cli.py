@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,8 @@ def cmd_conformance(args: argparse.Namespace) -> int:
         except ValueError as exc:
             console.print(f"[red]{exc}[/]")
             return 2
-    results += run_web(args.url, sample)
+    token = os.environ.get(args.token_env, "") if args.token_env else ""
+    results += run_web(args.url, sample, token)
     if target is not None and sample.study:
         from omipacs.conformance.dimse_checks import run_dimse
 
@@ -96,6 +98,12 @@ def register(sub: Any) -> None:
         type=int,
         default=0,
         help="listen here as --ae-title for the C-MOVE check (the server must know it)",
+    )
+    p.add_argument(
+        "--token-env",
+        metavar="VAR",
+        default="",
+        help="environment variable holding a bearer token for the DICOMweb requests",
     )
     p.add_argument("--width", type=int, default=0, help="table width (default: terminal)")
     p.set_defaults(func=cmd_conformance)

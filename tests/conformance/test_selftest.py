@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,25 @@ def test_conformance_reports_an_unreachable_server() -> None:
     )
     assert run.returncode == 1
     assert "stow-store" in run.stdout and "failed" in run.stdout
+
+
+def test_conformance_with_a_bearer_token(tmp_path: Path) -> None:
+    # An archive with [auth] mode = "token": the self-test sends the token it is given
+    # (read from an environment variable, never from the command line).
+    from tests.web.access_fixture import build
+
+    for archive in build(tmp_path, "", "sqlite"):
+        url = f"{archive.base}/dicom-web"
+        command = [sys.executable, "-m", "omipacs", "conformance", url, "--width", "160"]
+        env = {**os.environ, "OMIPACS_CHECK_TOKEN": archive.tokens["admin"]}
+        with_token = subprocess.run(
+            [*command, "--token-env", "OMIPACS_CHECK_TOKEN"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        without = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert with_token.returncode == 0, with_token.stdout + with_token.stderr
+        assert "0 failed" in with_token.stdout
+        assert without.returncode == 1 and "HTTP 401" in without.stdout
