@@ -272,6 +272,7 @@ def test_midi_b_score_of_what_the_archive_stored(loaded: Loaded) -> None:
             url, headers={"Accept": "application/dicom; transfer-syntax=*"}, timeout=30
         )
         assert r.status_code == 200, url
+        assert _hits(r.content) == [], url  # the whole served file, byte for byte
         stored = pydicom.dcmread(io.BytesIO(r.content))
         scorer.score_instance(
             number, inst, SimpleNamespace(dataset=stored, file_meta=stored.file_meta)

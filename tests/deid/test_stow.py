@@ -101,6 +101,6 @@ def test_stow_of_own_objects_refuses_identifiable_headers(server: ServerProcess)
     r = stow(server, own)
     assert r.status_code == 200, r.text
     assert r.json()["00081199"]["Value"][0]["00081155"]["Value"] == [own.SOPInstanceUID]
-    spool = server.settings.storage.root / "spool"
+    spool = server.settings.storage.root / "spool"  # refused uploads leave nothing behind
     assert not [p for p in spool.rglob("*") if p.is_file() and p.suffix != ".lock"]
     assert "canarystow" not in "".join(server.log).lower()
