@@ -99,7 +99,8 @@ class DimseSettings:
     port: int = 11112
     max_associations: int = 10
     """Established associations at once; connections still waiting for their
-    A-ASSOCIATE-RQ do not count (see max_pending_*)."""
+    A-ASSOCIATE-RQ do not count (see max_pending_*). The limit holds across all
+    SCP processes."""
     request_timeout: float = 10.0
     """Seconds a new connection has to send its A-ASSOCIATE-RQ before it is closed."""
     max_pending_per_address: int = 16
@@ -107,6 +108,9 @@ class DimseSettings:
     site may open several associations at once; a silent host only blocks itself)."""
     max_pending_connections: int = 64
     """Connections from all addresses still waiting for their association request."""
+    processes: int = 1
+    """SCP processes sharing the port (``SO_REUSEPORT``): more than one uses more cores
+    for C-STORE; 1 runs the SCP inside the ``omipacs serve`` process."""
     acse_timeout: float = 30.0
     dimse_timeout: float = 30.0
     network_timeout: float = 60.0

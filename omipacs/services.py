@@ -125,6 +125,13 @@ def make_blob_store(settings: Settings) -> BlobStore:
     if settings.storage.url:
         from omipacs.blobs.fsspec_store import FsspecBlobStore
 
-        store: BlobStore = FsspecBlobStore(settings.storage.url, Spool(settings.storage.root).dir)
+        storage = settings.storage
+        store: BlobStore = FsspecBlobStore(
+            storage.url,
+            Spool(storage.root).dir,
+            storage.options,
+            upload_block_bytes=storage.upload_block_bytes,
+            read_block_bytes=storage.read_block_bytes,
+        )
         return store
     return FilesystemBlobStore(settings.storage.root, fsync=settings.storage.fsync)

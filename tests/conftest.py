@@ -6,6 +6,7 @@ listening on real sockets); they never replace behaviour with mocks.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -29,6 +30,13 @@ from omipacs.config import (
     StorageSettings,
 )
 from omipacs.services import Services
+from tests.objectstores import (
+    Bucket,
+    FakeGcs,
+    MotoS3,
+    ObjectStoreServer,
+    environment_without_cloud_credentials,
+)
 from tests.pg import PostgresServer, create_database, free_port
 
 #: Screening sites (SITE_A, SITE_B) send identifiable data and are de-identified; the
@@ -58,6 +66,33 @@ def postgres() -> Iterator[str]:
         yield server.admin_url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoS3]:
+    """moto's S3 API server on loopback for this test session."""
+    environment_without_cloud_credentials()
+    server = MotoS3()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_gcs() -> Iterator[FakeGcs]:
+    """fake-gcs-server's GCS API on loopback for this test session."""
+    environment_without_cloud_credentials()
+    server = FakeGcs()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["s3", "gcs"])
+def bucket(request: pytest.FixtureRequest) -> Bucket:
+    """A new, empty bucket on the S3 API and on the GCS API (the test runs once for each)."""
+    server: ObjectStoreServer = request.getfixturevalue(
+        "moto_s3" if request.param == "s3" else "fake_gcs"
+    )
+    return server.bucket()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -106,6 +141,17 @@ def any_db_services(tmp_path: Path, db_url: str) -> Iterator[Services]:
     svc.close()
 
 
+def toml_value(value: object) -> str:
+    """A TOML value (strings, numbers, booleans, inline tables) for a config file."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(str(value))
+
+
 def write_config(settings: Settings, path: Path, extra_http: str = "") -> Path:
     """Write ``settings`` as a config.toml a server process can read."""
     peers = "\n".join(
@@ -121,6 +167,8 @@ def write_config(settings: Settings, path: Path, extra_http: str = "") -> Path:
 root = "{settings.storage.root}"
 min_free_bytes = {settings.storage.min_free_bytes}
 max_frame_bytes = {settings.storage.max_frame_bytes}
+url = "{settings.storage.url}"
+options = {toml_value(settings.storage.options)}
 [database]
 url = "{settings.database.url}"
 [dimse]
@@ -131,6 +179,7 @@ max_associations = {settings.dimse.max_associations}
 request_timeout = {settings.dimse.request_timeout}
 max_pending_per_address = {settings.dimse.max_pending_per_address}
 max_pending_connections = {settings.dimse.max_pending_connections}
+processes = {settings.dimse.processes}
 acse_timeout = {settings.dimse.acse_timeout}
 dimse_timeout = {settings.dimse.dimse_timeout}
 network_timeout = {settings.dimse.network_timeout}
