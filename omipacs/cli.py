@@ -64,12 +64,17 @@ def _progress() -> Progress:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the DIMSE SCP and the DICOMweb server until interrupted."""
     from omipacs.dimse import scp
+    from omipacs.dimse.pool import ScpPool
     from omipacs.web import server as web_server
 
     settings = _settings(args)
     if args.http_workers is not None:
         settings = dataclasses.replace(
             settings, http=dataclasses.replace(settings.http, workers=args.http_workers)
+        )
+    if args.dimse_processes is not None:
+        settings = dataclasses.replace(
+            settings, dimse=dataclasses.replace(settings.dimse, processes=args.dimse_processes)
         )
     # Refuse unsafe exposure before anything starts listening.
     scp.check_exposure(settings)
@@ -85,9 +90,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # database connection to inherit.
     services.engine.dispose()
     http = None if args.no_http else web_server.start(settings)
+    dimse: Any = ScpPool(settings) if settings.dimse.processes > 1 else None
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    dimse = scp.start(services)
+    if dimse is None:
+        dimse = scp.start(services)
     if http is not None:
         try:
             http.wait_ready()
@@ -501,6 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="DICOMweb worker processes (default [http] workers)",
+    )
+    p.add_argument(
+        "--dimse-processes",
+        type=int,
+        metavar="N",
+        help="DICOM SCP processes sharing the port (default [dimse] processes)",
     )
     p.add_argument(
         "--sweep-all",

@@ -45,6 +45,8 @@ def is_loopback(host: str) -> bool:
 def check_exposure(settings: Settings) -> None:
     """Refuse to expose DIMSE beyond loopback without an allow-list (docs/architecture.md)."""
     dimse = settings.dimse
+    if dimse.processes < 1:
+        raise ConfigurationError("[dimse] processes must be at least 1")
     if is_loopback(dimse.host):
         return
     if dimse.allow_any_peer:
@@ -106,8 +108,19 @@ def spool_c_store_data_sets(spool_dir: Path) -> None:
     )
 
 
-def start(services: Services, *, block: bool = False) -> Any:
-    """Start the SCP; returns the server (call ``shutdown()``) unless ``block``."""
+def start(
+    services: Services,
+    *,
+    block: bool = False,
+    server_class: type[Any] | None = None,
+    extra_handlers: list[Any] | None = None,
+) -> Any:
+    """Start the SCP; returns the server (call ``shutdown()``) unless ``block``.
+
+    ``server_class`` (an :class:`~omipacs.dimse.admission.AdmittingServer` bound with
+    ``SO_REUSEPORT``, see :mod:`omipacs.dimse.pool`) and ``extra_handlers`` (bound after
+    ours) serve several SCP processes on one port.
+    """
     settings = services.settings
     check_exposure(settings)
     guard.install()
@@ -137,6 +150,7 @@ def start(services: Services, *, block: bool = False) -> Any:
         (evt.EVT_C_MOVE, qr.handle_move, [services]),
         (evt.EVT_C_GET, qr.handle_get, [services]),
     ]
+    bound += extra_handlers or []
     address = (settings.dimse.host, settings.dimse.port)
     context = tls.server_context(settings.dimse)
     log.info(
@@ -149,7 +163,7 @@ def start(services: Services, *, block: bool = False) -> Any:
             address,
             evt_handlers=bound,
             ssl_context=context,
-            server_class=admission.AdmittingServer,
+            server_class=server_class or admission.AdmittingServer,
         ),
     )
     server.admission = door

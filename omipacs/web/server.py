@@ -18,12 +18,8 @@ HTTP (behind a TLS proxy, see docs/deployment.md).
 from __future__ import annotations
 
 import atexit
-import ctypes
-import ctypes.util
 import logging
 import multiprocessing
-import os
-import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +27,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from omipacs import children
 from omipacs.config import Settings
 from omipacs.dimse.scp import is_loopback
 from omipacs.errors import ConfigurationError
@@ -164,25 +161,7 @@ def build_wsgi(settings: Settings) -> Callable[..., Any]:
     return sendfile.middleware(create_app(services), settings.http)
 
 
-def _end_with_parent() -> None:
-    """Ask Linux to send SIGTERM here when the process that forked us dies (even by
-    SIGKILL), so no server is left holding the port; gunicorn's workers already end
-    when the arbiter does."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        log.warning("cannot tie the HTTP server's lifetime to its parent on this system")
-
-
-_PR_SET_PDEATHSIG = 1
-
-
 def _run_arbiter(settings: Settings, fds: Sequence[int], booted: Any) -> None:
-    # The parent's handlers (if any) must not leak into the arbiter, which sets its own.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, signal.SIG_DFL)
-    _end_with_parent()
 
     def ready() -> None:
         with booted.get_lock():
@@ -198,18 +177,9 @@ class HttpServer:
         self.sockets = sockets
         self.workers = settings.http.workers
         fds = [s.fileno() for s in sockets]
-        # fork, not spawn: the listening sockets are inherited as they are, and the
-        # modules the workers need are already imported.
-        context = multiprocessing.get_context("fork")
         # Workers that have loaded the app (shared memory, counted up by each worker).
-        self.booted = context.Value("i", 0)
-        self.process = context.Process(
-            target=_run_arbiter,
-            args=(settings, fds, self.booted),
-            name="omipacs-http",
-            daemon=False,
-        )
-        self.process.start()
+        self.booted = multiprocessing.get_context("fork").Value("i", 0)
+        self.process = children.fork(_run_arbiter, (settings, fds, self.booted), "omipacs-http")
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Block until every worker has loaded the app (or fail if the server died)."""
@@ -227,12 +197,7 @@ class HttpServer:
 
     def close(self, timeout: float = 20.0) -> None:
         """Stop gracefully (in-flight requests finish), then make sure it is gone."""
-        if self.process.is_alive() and self.process.pid is not None:
-            os.kill(self.process.pid, signal.SIGTERM)
-        self.process.join(timeout)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(5)
+        children.stop(self.process, timeout)
         for sock in self.sockets:
             sock.close()
 
