@@ -153,12 +153,24 @@ def synthesise(settings: Settings, studies: int) -> None:
     services.close()
 
 
+def in_parallel(n: int, fn, items: list) -> None:  # type: ignore[no-untyped-def,type-arg]
+    """``fn`` over ``n`` interleaved shares of ``items``, one thread each."""
+    threads = [threading.Thread(target=fn, args=(items[k::n],)) for k in range(n)
+               if items[k::n]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ffdm", type=int, default=8)
     ap.add_argument("--dbt-frames", type=int, default=60)
     ap.add_argument("--studies", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--database-url", default="")
+    ap.add_argument("--http-workers", type=int, default=4,
+                    help="gunicorn worker processes; also the parallel clients of row 1c")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="omipacs-bench-web-"))
     try:
@@ -182,7 +194,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "omipacs", "--config", str(cfg), "import",
                         "--no-deidentify", *map(str, files), str(dbt)], check=True,
                        capture_output=True)
-        proc = start_omipacs(cfg)
+        workers = ("--http-workers", str(args.http_workers))
+        proc = start_omipacs(cfg, *workers)
         base = f"http://127.0.0.1:{http}/dicom-web"
         try:
             s = requests.Session()
@@ -210,6 +223,12 @@ def main() -> None:
                     (f"{len(mg)} FFDM instances, one request each", total,
                      lambda: plain_read(files),
                      lambda: lean_get(http, paths)),
+                    (f"{len(mg)} FFDM instances, {args.http_workers} clients in parallel "
+                     f"({args.http_workers} HTTP workers; the plain read {args.http_workers} "
+                     "threads)", total,
+                     lambda: in_parallel(args.http_workers, plain_read, files),
+                     lambda: in_parallel(args.http_workers, lambda ps: lean_get(http, ps),
+                                         paths)),
                     (f"whole study ({len(everything)} instances incl. DBT), one multipart "
                      "response", total_all,
                      lambda: plain_read(everything),
@@ -256,7 +275,7 @@ def main() -> None:
             for n in args.studies:
                 stop(proc)
                 synthesise(settings, n)
-                proc = start_omipacs(cfg)
+                proc = start_omipacs(cfg, *workers)
                 for _ in range(5):
                     s.get(f"{base}/studies", params=OHIF_STUDY_LIST)
                 lat = timed(lambda: s.get(f"{base}/studies", params=OHIF_STUDY_LIST).content, 60)
