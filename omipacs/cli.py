@@ -95,13 +95,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if dimse is None:
         dimse = scp.start(services)
-    if http is not None:
-        try:
+    try:
+        if isinstance(dimse, ScpPool):
+            dimse.wait_ready()
+        if http is not None:
             http.wait_ready()
-        except OmipacsError:
+    except OmipacsError:
+        if http is not None:
             http.close()
-            dimse.shutdown()
-            raise
+        dimse.shutdown()
+        raise
     threading.Thread(
         target=_sync_loop, args=(services, stop), name="clinical-sync", daemon=True
     ).start()

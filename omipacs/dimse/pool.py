@@ -19,7 +19,9 @@ import logging
 import multiprocessing
 import signal
 import socket
+import socketserver
 import threading
+import time
 from multiprocessing.context import ForkProcess
 from typing import Any
 
@@ -28,6 +30,7 @@ from pynetdicom import evt
 from omipacs import children
 from omipacs.config import Settings
 from omipacs.dimse.admission import AdmittingServer
+from omipacs.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +102,7 @@ class AssociationSlots:
         ]
 
 
-def _serve(settings: Settings, slots: AssociationSlots) -> None:
+def _serve(settings: Settings, slots: AssociationSlots, listening: Any) -> None:
     """One SCP process: its own archive connections, the shared port and slots."""
     from omipacs.bootstrap import open_archive
     from omipacs.dimse import scp
@@ -108,10 +111,15 @@ def _serve(settings: Settings, slots: AssociationSlots) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     services = open_archive(settings, migrate=False)
     server = scp.start(services, server_class=SharedPortServer, extra_handlers=slots.handlers())
+    with listening.get_lock():
+        listening.value += 1
     try:
         stop.wait()
     finally:
-        server.shutdown()
+        # socketserver's own shutdown: this server was made with AE.make_server, so it
+        # is not in the AE's list that pynetdicom's shutdown() removes it from.
+        socketserver.TCPServer.shutdown(server)
+        server.server_close()
         services.close()
 
 
@@ -121,8 +129,10 @@ class ScpPool:
     def __init__(self, settings: Settings) -> None:
         count = settings.dimse.processes
         self.slots = AssociationSlots.shared(settings.dimse.max_associations)
+        # Processes bound and listening (shared memory, counted up by each).
+        self.listening = multiprocessing.get_context("fork").Value("i", 0)
         self.processes: list[ForkProcess] = [
-            children.fork(_serve, (settings, self.slots), f"omipacs-dimse-{n}")
+            children.fork(_serve, (settings, self.slots, self.listening), f"omipacs-dimse-{n}")
             for n in range(count)
         ]
         log.info(
@@ -133,6 +143,16 @@ class ScpPool:
             settings.dimse.port,
             settings.dimse.max_associations,
         )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Block until every SCP process listens (or fail if one of them died)."""
+        deadline = time.monotonic() + timeout
+        while self.listening.value < len(self.processes):
+            if not all(p.is_alive() for p in self.processes):
+                raise ConfigurationError("a DICOM SCP process stopped while starting")
+            if time.monotonic() > deadline:
+                raise ConfigurationError("the DICOM SCP processes did not start in time")
+            time.sleep(0.05)
 
     def shutdown(self) -> None:
         """Stop every SCP process (associations in progress are let finish briefly)."""
