@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import socketserver
 import threading
 import time
 from collections import Counter
@@ -118,10 +119,15 @@ class AdmittingServer(ThreadedAssociationServer):
     watchdog_stop: threading.Event | None = None
 
     def shutdown(self) -> None:
-        """Stop the watchdog with the server."""
+        """Stop the watchdog with the server.
+
+        socketserver's own shutdown: a server made with ``AE.make_server`` is not in the
+        AE's list of servers, which pynetdicom's ``shutdown`` removes it from (and fails).
+        """
         if self.watchdog_stop is not None:
             self.watchdog_stop.set()
-        super().shutdown()
+        socketserver.TCPServer.shutdown(self)
+        self.server_close()
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """socketserver's hook, called before a thread is started for the connection."""

@@ -19,7 +19,6 @@ import logging
 import multiprocessing
 import signal
 import socket
-import socketserver
 import threading
 import time
 from multiprocessing.context import ForkProcess
@@ -116,10 +115,7 @@ def _serve(settings: Settings, slots: AssociationSlots, listening: Any) -> None:
     try:
         stop.wait()
     finally:
-        # socketserver's own shutdown: this server was made with AE.make_server, so it
-        # is not in the AE's list that pynetdicom's shutdown() removes it from.
-        socketserver.TCPServer.shutdown(server)
-        server.server_close()
+        server.shutdown()
         services.close()
 
 
