@@ -19,7 +19,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -51,11 +51,19 @@ class AuditRecord:
     status: int | None = None
     bytes_sent: int | None = None
 
+    def columns(self) -> dict[str, Any]:
+        """The fields as a flat dict (every value is a scalar: no deep copy needed, as
+        ``dataclasses.asdict`` makes, on the request path)."""
+        return {name: getattr(self, name) for name in _FIELDS}
+
     def to_json(self) -> dict[str, Any]:
         """A JSON object (time in ISO 8601, UTC)."""
-        doc = asdict(self)
+        doc = self.columns()
         doc["at"] = self.at.isoformat(timespec="milliseconds") + "Z"
         return doc
+
+
+_FIELDS = tuple(f.name for f in fields(AuditRecord))
 
 
 class AuditLog:
@@ -129,7 +137,7 @@ class AuditLog:
     def _write(self, batch: Sequence[tuple[AuditRecord, int | None]]) -> None:
         try:
             with self._sessions.begin() as session:
-                session.execute(insert(AuditEvent), [asdict(e) for e, _ in batch])
+                session.execute(insert(AuditEvent), [e.columns() for e, _ in batch])
                 used = {t for _, t in batch if t is not None}
                 if used:
                     last = max(e.at for e, _ in batch)
