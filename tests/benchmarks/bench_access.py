@@ -362,13 +362,13 @@ def main() -> None:
                      f"/studies?{urlencode(OHIF_STUDY_LIST)}", dicom_json, 20),
             Workload(f"QIDO-RS instance search in a study ({args.ffdm + 1} instances)",
                      f"/studies/{study}/instances?includefield=00200013,00280010,00280011",
-                     dicom_json, 40),
+                     dicom_json, 150),
             Workload(f"WADO-RS one FFDM instance ({files[0].stat().st_size / 1e6:.0f} MB)",
-                     ffdm_path, AS_STORED, 10),
+                     ffdm_path, AS_STORED, 30),
             Workload(f"WADO-RS series metadata (DBT, {args.dbt_frames} frames)",
-                     f"{dbt_series}/metadata", dicom_json, 40),
+                     f"{dbt_series}/metadata", dicom_json, 150),
             Workload(f"WADO-RS one DBT frame ({2457 * 1890 * 2 / 1e6:.1f} MB)",
-                     f"{dbt_path}/frames/{args.dbt_frames // 2}", FRAME, 40),
+                     f"{dbt_path}/frames/{args.dbt_frames // 2}", FRAME, 60),
         ]
         same_answers(settings, [(w.path, w.accept) for w in workloads if "FFDM" not in w.label]
                      + [(ffdm_path, AS_STORED)])
