@@ -140,7 +140,9 @@ class Archive:
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
+def archive(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Archive]:
     workdir = tmp_path_factory.mktemp("property")
     server = start_server(make_settings(workdir), workdir)
     svc = Services.create(server.settings, migrate=False)
@@ -149,7 +151,13 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
     finally:
         svc.close()
         server.stop()
-        print(f"\nproperty examples (door:outcome): {dict(sorted(TALLY.items()))}")
+        line = f"property examples (door:outcome): {dict(sorted(TALLY.items()))}"
+        capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+        if capture is not None:  # shown even when output is captured
+            with capture.global_and_fixture_disabled():
+                print(f"\n{line}")
+        else:
+            print(line)
 
 
 def _send(a: Archive, door: str, data: bytes) -> doors.Told:
