@@ -30,7 +30,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from omipacs.access.audit import AuditRecord
 from omipacs.access.authenticate import utcnow
 from omipacs.config import DimseSettings, Peer
-from omipacs.dimse.restriction import dimse_restriction
+from omipacs.dimse.restriction import dimse_restriction, peer_of
 from omipacs.dimse.status import from_exception, status
 from omipacs.dimse.stored import StoredInstance
 from omipacs.errors import DimseStatus
@@ -80,12 +80,13 @@ def _audit(
         return
     code = int(status.Status) if hasattr(status, "Status") else int(status)
     comment = str(getattr(status, "ErrorComment", "") or "")
+    peer = peer_of(services, _calling(event))
     services.audit.record(
         AuditRecord(
             at=utcnow(),
             user_email=f"ae:{_calling(event)}",
             token_prefix="",
-            licence_pk=None,
+            licence_pk=(peer.licence or None) if peer else None,
             remote=str(event.assoc.requestor.address)[:64],
             door="dimse",
             action=action,
@@ -131,7 +132,7 @@ def handle_find(event: Any, services: Services) -> Iterator[tuple[Any, Any]]:
             request,
             ae_title=settings.ae_title,
             max_results=settings.max_find_results,
-            restrict=dimse_restriction(services, calling, "C-FIND", remote=_remote(event)),
+            restrict=dimse_restriction(services, calling),
         )
         sent = 0
         for match in matches:
@@ -152,16 +153,12 @@ def handle_find(event: Any, services: Services) -> Iterator[tuple[Any, Any]]:
     yield int(DimseStatus.SUCCESS), None
 
 
-def _remote(event: Any) -> str:
-    return str(getattr(event.assoc.requestor, "address", "") or "")
-
-
 def _select(
-    event: Any, services: Services, models: dict[str, Model], operation: str
+    event: Any, services: Services, models: dict[str, Model]
 ) -> list[InstanceLocation]:
     model = models[str(event.context.abstract_syntax)]
     query = parse_retrieve(event.identifier, model)
-    restrict = dimse_restriction(services, _calling(event), operation, remote=_remote(event))
+    restrict = dimse_restriction(services, _calling(event))
     with services.sessions() as session:
         return locate_matching(session, query, restrict=restrict)
 
@@ -187,7 +184,7 @@ def handle_move(event: Any, services: Services) -> Iterator[Any]:
         yield None, None  # pynetdicom answers 0xA801 Move Destination Unknown
         return
     try:
-        locations = _select(event, services, MOVE_MODELS, "C-MOVE")
+        locations = _select(event, services, MOVE_MODELS)
         failure = None
     except Exception as exc:
         locations, failure = [], from_exception(exc)
@@ -220,7 +217,7 @@ def handle_get(event: Any, services: Services) -> Iterator[Any]:
     storage contexts it offered with the SCP role."""
     calling = _calling(event)
     try:
-        locations = _select(event, services, GET_MODELS, "C-GET")
+        locations = _select(event, services, GET_MODELS)
     except Exception as exc:
         failure = from_exception(exc)
         _audit(services, event, "c-get", "", failure)

@@ -10,12 +10,11 @@ licence: :func:`omipacs.access.policy.authorize` gives it the licence's members 
 its data scopes, and refuses it (0x0124, not authorized) while the licence is not in
 force. A peer on the allow-list without a licence sees the whole archive, as an
 archive-side tool (a curator's workstation, a site's own PACS fetching back its
-studies). Every decision is in the audit trail (door ``dimse``).
+studies).
 """
 
 from __future__ import annotations
 
-from omipacs.access.audit import AuditRecord
 from omipacs.access.authenticate import utcnow
 from omipacs.access.models import Licence
 from omipacs.access.policy import Action, LicenceGrant, Principal, Role, Root, authorize, in_force
@@ -26,7 +25,7 @@ from omipacs.index.visibility import Visibility
 from omipacs.services import Services
 
 
-def _peer(services: Services, calling_ae: str) -> Peer | None:
+def peer_of(services: Services, calling_ae: str) -> Peer | None:
     return next((p for p in services.settings.dimse.peers if p.ae_title == calling_ae), None)
 
 
@@ -49,38 +48,23 @@ def _principal(services: Services, peer: Peer) -> Principal:
     )
 
 
-def dimse_restriction(
-    services: Services, calling_ae: str, operation: str = "C-FIND", *, remote: str = ""
-) -> Visibility | None:
-    """The visibility for ``calling_ae`` (None: everything), audited.
+def dimse_restriction(services: Services, calling_ae: str) -> Visibility | None:
+    """The visibility for ``calling_ae`` (None: everything).
+
+    The handlers audit each request with its outcome (a refusal here included).
 
     Raises
     ------
     Unauthorized
         The peer's licence is not in force (or does not exist).
     """
-    peer = _peer(services, calling_ae) or Peer(ae_title=calling_ae)
+    peer = peer_of(services, calling_ae) or Peer(ae_title=calling_ae)
     principal = _principal(services, peer)
     root = Root("licence", peer.licence) if peer.licence else Root()
-    outcome, reason = "allowed", ""
-    try:
-        with services.sessions() as session:
-            try:
-                decision = authorize(session, principal, Action.READ_IMAGES, root)
-            except OmipacsError as exc:
-                reason = f"{calling_ae} may not query or retrieve: {exc.reason}"
-                raise Unauthorized(reason) from None
-        return decision.visibility
-    except OmipacsError as exc:
-        outcome, reason = "denied", exc.reason
-        raise
-    finally:
-        if services.audit is not None:
-            services.audit.record(
-                AuditRecord(
-                    at=utcnow(), user_email=principal.email, token_prefix="",
-                    licence_pk=peer.licence or None, remote=remote, door="dimse",
-                    action=Action.READ_IMAGES.value, resource=f"{root.describe()} {operation}",
-                    outcome=outcome, reason=reason[:128],
-                )
-            )
+    with services.sessions() as session:
+        try:
+            decision = authorize(session, principal, Action.READ_IMAGES, root)
+        except OmipacsError as exc:
+            reason = f"{calling_ae} may not query or retrieve: {exc.reason}"
+            raise Unauthorized(reason) from None
+    return decision.visibility

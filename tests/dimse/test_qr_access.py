@@ -149,4 +149,4 @@ def test_a_peer_whose_licence_is_not_in_force_is_refused(archive: AccessArchive)
     assert {e.user_email for e in events} >= {"ae:LIC1", "ae:LIC3", "ae:CURATE"}
     refused = [e for e in events if e.outcome == "denied"]
     assert refused and all(e.user_email in ("ae:LIC1", "ae:LIC3") for e in refused)
-    assert any(e.resource == "licence:1 C-GET" for e in events)
+    assert any(e.licence_pk == 1 and e.action == "c-get" for e in events)
