@@ -39,7 +39,8 @@ from omipacs.ingest.residue import sweep_residue
 from omipacs.ingest.result import IngestOutcome
 from omipacs.services import Services
 
-console = Console(stderr=True)
+# Soft wrap: messages naming long paths stay whole, so they can be copied.
+console = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("omipacs")
 
 

@@ -35,7 +35,7 @@ from omipacs.retrieve.render import (
 Box = tuple[float, float, float, float]
 """(col_min, row_min, col_max, row_max) in image pixels."""
 MARK_COLOUR: Final = (255, 48, 48)
-_FORMATS: Final = {"image/jpeg": "JPEG", "image/png": "PNG"}
+_FORMATS: Final = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF"}
 
 
 def _open(image: bytes | Image.Image) -> tuple[Image.Image, str]:
@@ -74,7 +74,7 @@ def draw_marks(
     flip
         Whether the region is shown mirrored horizontally and vertically.
     media_type
-        ``image/jpeg`` or ``image/png``; by default the input's format (PNG for a
+        ``image/jpeg``, ``image/png`` or ``image/gif``; by default the input's format (PNG for a
         Pillow image).
     quality
         JPEG quality (default :data:`~omipacs.retrieve.render.DEFAULT_QUALITY`).
@@ -101,6 +101,9 @@ def draw_marks(
     if fmt == "JPEG":
         # 4:4:4 sampling: chroma subsampling would wash out a thin coloured outline.
         picture.save(buffer, format="JPEG", quality=quality or DEFAULT_QUALITY, subsampling=0)
+    elif fmt == "GIF":
+        # An adaptive palette keeps the grey levels and the outline's colour.
+        picture.convert("RGB").quantize(colors=256).save(buffer, format="GIF")
     else:
         picture.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -203,7 +206,9 @@ def render_marked(
     SOP Instance UID; renders losslessly, draws, then encodes once as ``media_type``.
     """
     if media_type not in MEDIA_TYPES:
-        raise NotAcceptable(f"cannot render to {media_type}; use image/jpeg or image/png")
+        raise NotAcceptable(
+            f"cannot render to {media_type}; use image/jpeg, image/png or image/gif"
+        )
     png = render_frame(
         header, pixels, media_type="image/png", window=window, viewport=viewport,
         thumbnail=thumbnail, frame_index=frame - 1,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
-from typing import Any
+from typing import Any, Final
 
 from pynetdicom.dul import DULServiceProvider
 
@@ -103,6 +103,10 @@ def read_pdu(dul: Any) -> None:
         dul.event_queue.put("Evt19")
         return
     dul._recv_pdu.put(pdu)
+
+
+#: pynetdicom's own reader, as imported (what :func:`install` replaces).
+ORIGINAL_READER: Final = DULServiceProvider._read_pdu_data
 
 
 def install() -> None:

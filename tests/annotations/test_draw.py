@@ -71,8 +71,10 @@ def test_encoding_follows_the_input_or_the_request() -> None:
     assert Image.open(io.BytesIO(draw_marks(blank(fmt="JPEG"), []))).format == "JPEG"
     jpeg = draw_marks(blank(), [(10, 20, 50, 60)], media_type="image/jpeg", quality=95)
     assert Image.open(io.BytesIO(jpeg)).format == "JPEG" and red(jpeg)[20, 30]
+    gif = draw_marks(blank(), [(10, 20, 50, 60)], media_type="image/gif")
+    assert Image.open(io.BytesIO(gif)).format == "GIF" and red(gif)[20, 30]
     with pytest.raises(ValueError):
-        draw_marks(blank(), [], media_type="image/gif")
+        draw_marks(blank(), [], media_type="image/webp")
     picture = Image.new("RGB", (10, 10))
     assert Image.open(io.BytesIO(draw_marks(picture, [(1, 1, 5, 5)]))).format == "PNG"
 
@@ -118,9 +120,14 @@ def test_rendered_pictures_show_the_images_marks(archive: Services) -> None:
                                media_type="image/png", viewport=(96, 128))
         cropped = render_marked(s, header, pixels, sop_uid=image.sop_uid, frame=1,
                                 media_type="image/jpeg", viewport=Viewport(40, 64, 0, 0, 20, 32))
+        gif = render_marked(s, header, pixels, sop_uid=image.sop_uid, frame=1,
+                            media_type="image/gif")
         with pytest.raises(NotAcceptable):
             render_marked(s, header, pixels, sop_uid=image.sop_uid, frame=1,
-                          media_type="image/gif")
+                          media_type="image/bmp")
+    assert gif.startswith(b"GIF8")
+    ys, xs = np.nonzero(red(gif))
+    assert (xs.min(), ys.min(), xs.max(), ys.max()) == (4, 8, 24, 40)
     assert not red(plain).any()  # no marks on that image: the picture is untouched
     ys, xs = np.nonzero(red(full))
     assert (xs.min(), ys.min(), xs.max(), ys.max()) == (4, 8, 24, 40)
