@@ -8,7 +8,6 @@ pynetdicom SCUs against the SCP on a real socket, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +25,8 @@ from omipacs.access import admin
 from omipacs.access.audit import query_events
 from omipacs.config import Peer
 from omipacs.dimse import scp
-from tests.pg import create_database
 from tests.query.archive import uid
-from tests.web.access_fixture import AccessArchive, build
+from tests.web.access_fixture import AccessArchive, build_for
 
 PEERS = (Peer("LIC1", licence=1), Peer("LIC3", licence=3), Peer("CURATE"))
 
@@ -37,11 +35,7 @@ PEERS = (Peer("LIC1", licence=1), Peer("LIC3", licence=3), Peer("CURATE"))
 def archive(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AccessArchive]:
-    root: Path = tmp_path_factory.mktemp(f"qr-access-{request.param}")
-    url = "" if request.param == "sqlite" else create_database(
-        request.getfixturevalue("postgres")
-    )
-    for a in build(root, url, request.param, PEERS):
+    for a in build_for(request, tmp_path_factory, "qr-access", PEERS):
         assert a.licences == {"L1": 1, "L2": 2, "L3": 3}
         server = scp.start(a.services)
         try:

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pydicom
 from sqlalchemy import select, update
@@ -34,6 +35,7 @@ from omipacs.services import Services
 from omipacs.web import server as web_server
 from tests.annotations.sr_builders import planar_group, to_bytes, viewer_sr
 from tests.conftest import make_settings
+from tests.pg import create_database
 from tests.query.archive import populate, uid
 
 SR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"
@@ -95,6 +97,17 @@ def _mark_sr(services: Services, root: Path) -> str:
     path.write_bytes(to_bytes(sr))
     services.pipeline.ingest_file(path, IngestOrigin(OriginKind.IMPORT, deidentify=False))
     return f"{sr.SeriesInstanceUID}|{sr.SOPInstanceUID}"
+
+
+def build_for(
+    request: Any, tmp_path_factory: Any, name: str, peers: tuple[Peer, ...] = ()
+) -> Iterator[AccessArchive]:
+    """:func:`build` for a fixture parametrised by backend ("sqlite" or "postgresql")."""
+    root: Path = tmp_path_factory.mktemp(f"{name}-{request.param}")
+    url = "" if request.param == "sqlite" else create_database(
+        request.getfixturevalue("postgres")
+    )
+    yield from build(root, url, request.param, peers)
 
 
 def build(

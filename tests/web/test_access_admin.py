@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,8 +19,7 @@ from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError
 
 from omipacs.access.models import Licence
-from tests.pg import create_database
-from tests.web.access_fixture import AccessArchive, build
+from tests.web.access_fixture import AccessArchive, build_for
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +28,7 @@ pytestmark = pytest.mark.slow
 def archive(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AccessArchive]:
-    root: Path = tmp_path_factory.mktemp(f"admin-{request.param}")
-    url = "" if request.param == "sqlite" else create_database(
-        request.getfixturevalue("postgres")
-    )
-    yield from build(root, url, request.param)
+    yield from build_for(request, tmp_path_factory, "admin")
 
 
 def _call(

@@ -25,14 +25,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
 
 from omipacs.access.audit import query_events
-from tests.pg import create_database
-from tests.web.access_fixture import AccessArchive, Target, build
+from tests.web.access_fixture import AccessArchive, Target, build_for
 
 pytestmark = pytest.mark.slow
 
@@ -57,11 +55,7 @@ CURATION = ("admin", "curator")
 def archive(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AccessArchive]:
-    root: Path = tmp_path_factory.mktemp(f"access-{request.param}")
-    url = "" if request.param == "sqlite" else create_database(
-        request.getfixturevalue("postgres")
-    )
-    yield from build(root, url, request.param)
+    yield from build_for(request, tmp_path_factory, "access")
 
 
 @dataclass(frozen=True)
