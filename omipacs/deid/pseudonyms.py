@@ -58,6 +58,14 @@ def _mac(key: bytes, *parts: str) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
 
 
+def keyed_hex(keys: DeidKeys, label: str, value: str) -> str:
+    """HMAC-SHA256 of ``value`` under the client key, namespaced by ``label``, as hex.
+
+    For keyed hashes that are looked up but never published (the withdrawal tombstone).
+    """
+    return _mac(keys.client_key, label, value).hex()
+
+
 def _b32(digest: bytes, length: int) -> str:
     return base64.b32encode(digest).decode("ascii")[:length]
 

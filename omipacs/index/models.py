@@ -23,6 +23,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -196,3 +197,33 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text, default="")
+
+
+class ChangeEvent(Base):
+    """One entry of the change feed (docs/data-model.md, "Change feed").
+
+    ``seq`` only grows and is never reused, also after rows are deleted: AUTOINCREMENT on
+    SQLite, an identity column on PostgreSQL. Each event is written in the transaction
+    of the change it records (:func:`omipacs.index.changes.record_change`), so the feed
+    never names a change that was rolled back nor misses one that was committed.
+    """
+
+    __tablename__ = "change_event"
+    __table_args__ = (
+        Index("ix_change_event_client_id", "client_id"),
+        Index("ix_change_event_study", "study_instance_uid"),
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), Identity(), primary_key=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(24))
+    study_instance_uid: Mapped[str | None] = mapped_column(UID)
+    series_instance_uid: Mapped[str | None] = mapped_column(UID)
+    sop_instance_uid: Mapped[str | None] = mapped_column(UID)
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    client_hash: Mapped[str | None] = mapped_column(String(64))
+    """Only on ``client-withdrawn`` events: the keyed hash of the withdrawn client's ID
+    (:func:`omipacs.withdrawal.tombstones.client_key`), never the ID itself."""
