@@ -318,6 +318,12 @@ class OidcSettings:
     jwks_url: str = ""
     claim: str = "email"
     """The claim naming the user: matched with the user's email or OIDC subject."""
+    authorization_url: str = ""
+    """The issuer's authorization endpoint: with ``client_id``, the dashboard's login
+    page offers single sign-on (an ID token returned to ``/ui/login/oidc``)."""
+    client_id: str = ""
+    """The dashboard's client ID at the issuer (ID tokens carry it as their audience,
+    so ``audience`` is set to it too)."""
 
 
 @dataclass(frozen=True)
@@ -357,6 +363,27 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
+class UiSettings:
+    """The web dashboard under ``/ui/``."""
+
+    ohif_url: str = ""
+    """Where "open in OHIF" goes: a URL with ``{study}`` (the Study Instance UID) and
+    optionally ``{licence}`` (the licence the researcher is reading through, empty for
+    the whole archive) and ``{dicomweb}`` (that root's DICOMweb URL, URL-encoded), e.g.
+    ``"https://viewer.example.org/viewer?StudyInstanceUIDs={study}"``. Empty: no link."""
+
+    def __post_init__(self) -> None:
+        if self.ohif_url and (
+            not self.ohif_url.startswith(("http://", "https://", "/"))
+            or "{study}" not in self.ohif_url
+        ):
+            raise ConfigurationError(
+                "ui.ohif_url: an http(s) URL or a path containing {study}, e.g. "
+                '"https://viewer.example.org/viewer?StudyInstanceUIDs={study}"'
+            )
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, as one frozen value."""
 
@@ -368,6 +395,7 @@ class Settings:
     deid: DeidSettings = field(default_factory=DeidSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    ui: UiSettings = field(default_factory=UiSettings)
 
     @property
     def database_url(self) -> str:

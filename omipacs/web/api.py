@@ -54,7 +54,8 @@ def _body() -> Any:
     return read_json(request, services().settings.http.max_json_bytes)
 
 
-def _stats_tables() -> frozenset[str]:
+def stats_tables() -> frozenset[str]:
+    """The brochure tables the caller's data scopes cover."""
     d = decision()
     shown = {"marked"} if d.has(Scope.MARKS) else set()
     if d.has(Scope.TWO_D) or d.has(Scope.FOR_PROCESSING):
@@ -82,7 +83,7 @@ def get_stats() -> Response:
     d = decision()
     with services().sessions() as session:
         tables = stats(
-            session, clients=d.client_condition(Client.client_id), tables=_stats_tables()
+            session, clients=d.client_condition(Client.client_id), tables=stats_tables()
         )
     if request.args.get("format") == "csv" or (
         request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"

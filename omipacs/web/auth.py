@@ -13,15 +13,15 @@ outcome and the bytes sent (counted as a streamed body is consumed).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
 
 from omipacs.access.audit import AuditRecord
 from omipacs.access.authenticate import Authenticator, utcnow
 from omipacs.access.policy import Action, Decision, Principal, Root, authorize
-from omipacs.errors import Forbidden
+from omipacs.errors import Forbidden, Unauthorized
 from omipacs.services import Services
 
 #: Each blueprint's action (cohort_ and licence_ roots share their blueprint's entry).
@@ -51,6 +51,22 @@ ENDPOINT_ACTIONS: dict[str, Action] = {
     "requests.show": Action.REQUEST_ACCESS,
     "requests.decide": Action.ADMIN,
 }
+
+
+#: Per-blueprint readers of the credential, in place of the ``Authorization`` header:
+#: the dashboard (:mod:`omipacs.web.ui.session`) reads its session cookie. A reader
+#: returns the header value to check (``Bearer <token>``), or None.
+CREDENTIALS: dict[str, Callable[[Request], str | None]] = {}
+
+#: Per-blueprint choice of the licence a request works under, made after authentication
+#: and before the access check (the dashboard remembers the licence a researcher picked;
+#: it may also set ``g.licence_id`` so that images are read through that licence's root).
+#: Without one, the ``licence`` query parameter names it.
+LICENCE_CHOICE: dict[str, Callable[[Principal], str | None]] = {}
+
+#: Endpoints served whoever calls, signed in or not (the dashboard's login form and its
+#: assets); a credential is still checked when present, so the page knows who is there.
+OPTIONAL_AUTHENTICATION: set[str] = set()
 
 
 def action_for(endpoint: str | None) -> Action | None:
@@ -104,19 +120,25 @@ def install(app: Flask, services: Services) -> None:
     @app.before_request
     def _check() -> None:
         g.started = utcnow()
-        principal = authenticator.authenticate(
-            services.sessions, request.headers.get("Authorization")
-        )
+        reader = CREDENTIALS.get(request.blueprint or "")
+        header = reader(request) if reader else request.headers.get("Authorization")
+        try:
+            principal = authenticator.authenticate(services.sessions, header)
+        except Unauthorized:
+            if request.endpoint in OPTIONAL_AUTHENTICATION:
+                g.principal = None
+                return
+            raise
         g.principal = principal
         if request.routing_exception is not None:
             return  # 404/405 from routing, after authentication
         action = action_for(request.endpoint)
         if action is None:
             raise Forbidden("this endpoint is not open to anyone")
+        chooser = LICENCE_CHOICE.get(request.blueprint or "")
+        licence = chooser(principal) if chooser else request.args.get("licence")
         with services.sessions() as session:
-            g.decision = authorize(
-                session, principal, action, _root(), licence=request.args.get("licence")
-            )
+            g.decision = authorize(session, principal, action, _root(), licence=licence)
 
     @app.after_request
     def _audit(response: Response) -> Response:

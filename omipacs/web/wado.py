@@ -311,7 +311,14 @@ def bulkdata(study: str, series: str, instance: str, tag_path: str) -> Response:
 # --- rendered and thumbnails -------------------------------------------------------------
 
 
-def _render(loc: InstanceLocation, frame: int | None, *, thumbnail: bool) -> Response:
+def render_response(
+    loc: InstanceLocation, frame: int | None, *, thumbnail: bool, marks: bool | None = None
+) -> Response:
+    """A rendered picture of ``loc`` (``/rendered``, ``/thumbnail``, the dashboard's
+    images), with the marks drawn when ``marks`` (default: when the request asks) and
+    the caller may see marks."""
+    if marks is None:
+        marks = marks_requested(request.args)
     if loc.pixel is None:
         raise NotAcceptable("this instance has no pixel data to render")
     media = negotiate.wants(
@@ -331,7 +338,7 @@ def _render(loc: InstanceLocation, frame: int | None, *, thumbnail: bool) -> Res
     if not 1 <= frame <= loc.number_of_frames:
         raise NotFound(f"frame {frame} does not exist")
     with decode_slot():  # the decoded frame and its rendering count as one decode
-        return _render_decoded(loc, frame, media, window, viewport, quality, thumbnail)
+        return _render_decoded(loc, frame, media, window, viewport, quality, thumbnail, marks)
 
 
 def _render_decoded(
@@ -342,11 +349,12 @@ def _render_decoded(
     viewport: Viewport | None,
     quality: int | None,
     thumbnail: bool,
+    marks: bool,
 ) -> Response:
     svc = services()
     header = headers_cache().get(svc.blobs, loc)
     pixels = decode_frame(header, frame_io.read_frame(svc.blobs, loc, frame), loc.transfer_syntax)
-    if marks_requested(request.args) and decision().has(Scope.MARKS):
+    if marks and decision().has(Scope.MARKS):
         # Draw the expert marks over the picture (marks can change: do not cache);
         # without the marks scope they do not exist for the caller.
         with svc.sessions() as session:
@@ -392,37 +400,39 @@ def _representative(locations: list[InstanceLocation]) -> InstanceLocation:
 @bp.get("/studies/<study>/series/<series>/instances/<instance>/rendered")
 def rendered_instance(study: str, series: str, instance: str) -> Response:
     (loc,) = _locate(study, series, instance, with_frames=True)
-    return _render(loc, None, thumbnail=False)
+    return render_response(loc, None, thumbnail=False)
 
 
 @bp.get("/studies/<study>/series/<series>/instances/<instance>/frames/<frame>/rendered")
 def rendered_frame(study: str, series: str, instance: str, frame: str) -> Response:
     (loc,) = _locate(study, series, instance, with_frames=True)
-    return _render(loc, _single_frame(frame), thumbnail=False)
+    return render_response(loc, _single_frame(frame), thumbnail=False)
 
 
 @bp.get("/studies/<study>/series/<series>/rendered")
 def rendered_series(study: str, series: str) -> Response:
-    return _render(_representative(_locate(study, series, with_frames=True)), None, thumbnail=False)
+    loc = _representative(_locate(study, series, with_frames=True))
+    return render_response(loc, None, thumbnail=False)
 
 
 @bp.get("/studies/<study>/thumbnail")
 def thumbnail_study(study: str) -> Response:
-    return _render(_representative(_locate(study, with_frames=True)), None, thumbnail=True)
+    return render_response(_representative(_locate(study, with_frames=True)), None, thumbnail=True)
 
 
 @bp.get("/studies/<study>/series/<series>/thumbnail")
 def thumbnail_series(study: str, series: str) -> Response:
-    return _render(_representative(_locate(study, series, with_frames=True)), None, thumbnail=True)
+    loc = _representative(_locate(study, series, with_frames=True))
+    return render_response(loc, None, thumbnail=True)
 
 
 @bp.get("/studies/<study>/series/<series>/instances/<instance>/thumbnail")
 def thumbnail_instance(study: str, series: str, instance: str) -> Response:
     (loc,) = _locate(study, series, instance, with_frames=True)
-    return _render(loc, None, thumbnail=True)
+    return render_response(loc, None, thumbnail=True)
 
 
 @bp.get("/studies/<study>/series/<series>/instances/<instance>/frames/<frame>/thumbnail")
 def thumbnail_frame(study: str, series: str, instance: str, frame: str) -> Response:
     (loc,) = _locate(study, series, instance, with_frames=True)
-    return _render(loc, _single_frame(frame), thumbnail=True)
+    return render_response(loc, _single_frame(frame), thumbnail=True)
