@@ -593,6 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
     from omipacs import access_cli
 
     access_cli.register(sub)
+    from omipacs import release_cli
+
+    release_cli.register(sub)
     return parser
 
 

@@ -384,6 +384,25 @@ class UiSettings:
 
 
 @dataclass(frozen=True)
+class ReleaseSettings:
+    """Releases of a licence's data to a folder or bucket (docs/releases.md)."""
+
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
+    """``[release.options]``: keyword arguments for the destination's fsspec filesystem
+    (e.g. ``endpoint_url`` for an S3-compatible store); ``--storage-option k=v`` adds to
+    them. Credentials come from the usual places (AWS_*, GOOGLE_APPLICATION_CREDENTIALS,
+    instance roles)."""
+    workers: int = 4
+    """Parallel transfers of one ``omipacs release create`` or ``release worker``."""
+    max_bytes_per_second: int = 0
+    """Cap on one process's transfer rate (0: none), to leave the uplink to others."""
+    queue: str = ""
+    """``procrastinate``: with a PostgreSQL index, release batches go through the task
+    queue so ``omipacs release worker`` processes on any machine share one export;
+    "" (default) copies in the process that runs ``release create``."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, as one frozen value."""
 
@@ -396,6 +415,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     ui: UiSettings = field(default_factory=UiSettings)
+    release: ReleaseSettings = field(default_factory=ReleaseSettings)
 
     @property
     def database_url(self) -> str:

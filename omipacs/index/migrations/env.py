@@ -8,6 +8,7 @@ from sqlalchemy import engine_from_config, pool
 import omipacs.access.models  # noqa: F401
 import omipacs.annotations.models  # noqa: F401
 import omipacs.clinical.models  # noqa: F401
+import omipacs.export.models  # noqa: F401
 import omipacs.withdrawal.models  # noqa: F401
 from omipacs.index import models
 

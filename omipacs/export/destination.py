@@ -1,0 +1,240 @@
+"""Where a release is written: a folder or a bucket, through fsspec.
+
+The release's bytes are written once and never changed, so what matters is that a file
+appears whole or not at all, and that a file seen at its path is finished:
+
+* in a bucket (s3fs, gcsfs) an object becomes visible only when its multipart or
+  resumable upload completes; a failed or killed upload leaves nothing at the path;
+* in a folder a file is written under a temporary name beside its path and renamed
+  when its last byte is written (and, with ``fsync``, synced).
+
+Files stream through in chunks and are hashed as they go (SHA-256), so memory is
+bounded by the chunk and the upload part size whatever the file's size, and what was
+written is checked against what the index promised before it is made visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+CHUNK = 1 << 20
+"""Bytes read and written per step."""
+UPLOAD_PART = 16 << 20
+"""Bytes buffered per object-store upload part (S3's minimum part is 5 MiB)."""
+
+Progress = Callable[[int], None]
+"""Called with the number of bytes just written."""
+
+
+class ChecksumMismatch(Exception):
+    """What was read does not hash to what the index recorded (the source is damaged)."""
+
+
+class RateLimit:
+    """At most ``bytes_per_second`` across every transfer of a process (0: no limit),
+    so that a release does not take the whole uplink of the archive."""
+
+    def __init__(self, bytes_per_second: int = 0) -> None:
+        self.rate = bytes_per_second
+        self._lock = threading.Lock()
+        self._next = time.monotonic()
+
+    def take(self, n: int) -> None:
+        """Wait until ``n`` more bytes may be sent."""
+        if self.rate <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + n / self.rate
+        delay = start - now
+        if delay > 0:
+            time.sleep(delay)
+
+
+NO_LIMIT = RateLimit()
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one copy wrote."""
+
+    bytes: int
+    sha256: str
+
+
+class Destination:
+    """A folder or bucket prefix that releases are written under."""
+
+    def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.fs: Any
+        self.fs, root = fsspec.core.url_to_fs(self.url, **dict(options or {}))
+        self.root = str(root).rstrip("/")
+        self.local = isinstance(self.fs, LocalFileSystem)
+
+    def path(self, relative: str) -> str:
+        """The full path of ``relative`` under the destination."""
+        return f"{self.root}/{relative}"
+
+    # -- writing -----------------------------------------------------------------------
+
+    def copy_stream(
+        self,
+        src: BinaryIO,
+        relative: str,
+        *,
+        expect_sha256: str | None = None,
+        progress: Progress | None = None,
+        limit: RateLimit = NO_LIMIT,
+    ) -> Written:
+        """Stream ``src`` to ``relative``, hashing as it goes; visible only when whole
+        and (with ``expect_sha256``) only when it hashes to that."""
+        digest = hashlib.sha256()
+        size = 0
+        with self._writer(relative) as out:
+            while chunk := src.read(CHUNK):
+                limit.take(len(chunk))
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+            sha = digest.hexdigest()
+            if expect_sha256 is not None and sha != expect_sha256:
+                raise ChecksumMismatch(f"{relative}: stored bytes hash to {sha[:12]}…, "
+                                       f"the index recorded {expect_sha256[:12]}…")
+        return Written(size, sha)
+
+    def write_bytes(self, relative: str, data: bytes) -> Written:
+        """Write a small file whole (manifests, tables, README)."""
+        with self._writer(relative) as out:
+            out.write(data)
+        return Written(len(data), hashlib.sha256(data).hexdigest())
+
+    def _writer(self, relative: str) -> _AtomicWriter:
+        return _AtomicWriter(self, self.path(relative))
+
+    # -- reading -----------------------------------------------------------------------
+
+    def open(self, relative: str) -> BinaryIO:
+        """Open a written file for reading (streamed)."""
+        f: BinaryIO = self.fs.open(self.path(relative), "rb", block_size=CHUNK)
+        return f
+
+    def read_bytes(self, relative: str) -> bytes | None:
+        """A small file's bytes, or None when it does not exist."""
+        path = self.path(relative)
+        self.fs.invalidate_cache(path)
+        try:
+            data: bytes = self.fs.cat_file(path)
+        except FileNotFoundError:
+            return None
+        return data
+
+    def size(self, relative: str) -> int | None:
+        """Size of a finished file, or None when there is none at ``relative``."""
+        path = self.path(relative)
+        self.fs.invalidate_cache(path)
+        try:
+            info = self.fs.info(path)
+        except FileNotFoundError:
+            return None
+        if info.get("type") == "directory":
+            return None
+        return int(info["size"])
+
+    def hash_file(self, relative: str, progress: Progress | None = None) -> Written | None:
+        """Re-read a file and hash it (None: missing)."""
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with self.open(relative) as f:
+                while chunk := f.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+        except FileNotFoundError:
+            return None
+        return Written(size, digest.hexdigest())
+
+    def files(self, relative: str) -> Iterator[str]:
+        """Every finished file under ``relative`` (paths relative to it)."""
+        base = self.path(relative)
+        self.fs.invalidate_cache(base)
+        try:
+            found = self.fs.find(base)
+        except FileNotFoundError:
+            return
+        for path in sorted(found):
+            name = str(path)[len(base) + 1 :]
+            if not _is_partial(name):
+                yield name
+
+    def remove_tree(self, relative: str) -> None:
+        """Remove everything under ``relative`` (staging data once a release is out)."""
+        path = self.path(relative)
+        try:
+            self.fs.rm(path, recursive=True)
+        except FileNotFoundError:
+            pass
+
+
+_PARTIAL = ".part-"
+
+
+def _is_partial(name: str) -> bool:
+    return _PARTIAL in name.rsplit("/", 1)[-1]
+
+
+class _AtomicWriter:
+    """A context manager giving a writable file that becomes visible only on success."""
+
+    def __init__(self, dest: Destination, path: str) -> None:
+        self.dest = dest
+        self.path = path
+        self._tmp = ""
+        self._out: Any = None
+
+    def __enter__(self) -> Any:
+        fs = self.dest.fs
+        if self.dest.local:
+            parent = os.path.dirname(self.path)
+            os.makedirs(parent, exist_ok=True)
+            self._tmp = f"{self.path}{_PARTIAL}{uuid.uuid4().hex[:12]}"
+            self._out = open(self._tmp, "wb")  # noqa: SIM115 (closed in __exit__)
+        else:
+            self._out = fs.open(self.path, "wb", block_size=UPLOAD_PART)
+        return self._out
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        out = self._out
+        if self.dest.local:
+            if exc_type is None:
+                out.flush()
+                os.fsync(out.fileno())
+                out.close()
+                os.replace(self._tmp, self.path)
+            else:
+                out.close()
+                try:
+                    os.unlink(self._tmp)
+                except FileNotFoundError:
+                    pass
+            return
+        if exc_type is None:
+            out.close()  # completes the upload: the object appears whole
+        else:
+            # Abort the multipart/resumable upload: nothing partial becomes visible.
+            out.discard()
