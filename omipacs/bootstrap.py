@@ -15,7 +15,7 @@ from sqlalchemy import inspect, select
 from omipacs.annotations.indexer import SrMarkIndexer
 from omipacs.config import Settings
 from omipacs.deid.engine import Deidentifier
-from omipacs.deid.identity import IdentityMap, identity_path
+from omipacs.deid.identity import open_identity_map
 from omipacs.deid.keys import DeidKeys, create_demo_key, load_keys
 from omipacs.errors import ConfigurationError
 from omipacs.index import db
@@ -136,7 +136,7 @@ def open_archive(
         log.warning("de-identification is DISABLED ([deid] enabled = false)")
     elif keys is not None:
         cleaner = Deidentifier(
-            keys, IdentityMap(identity_path(settings)),
+            keys, open_identity_map(settings),
             burned_in_allow=settings.deid.burned_in_allow,
             oldest_age=settings.deid.oldest_age,
         )

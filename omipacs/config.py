@@ -286,7 +286,12 @@ class DeidSettings:
     key_env: str = "OMIPACS_DEID_KEY"
     """Environment variable that may hold the secret instead of a file."""
     identity_db: Path | None = None
-    """Separate store for the keyed-hash to client-ID map (default storage/identity.sqlite)."""
+    """SQLite file of the keyed-hash to client-ID map (default storage/identity.sqlite),
+    used when ``identity_url`` is empty: the single-machine install."""
+    identity_url: str = ""
+    """Database URL of the identity map (``postgresql+psycopg://…/identity``): one
+    database, never the research index, shared by every ingesting worker on every
+    machine (docs/deployment.md)."""
     burned_in_allow: tuple[BurnedInAllow, ...] = ()
     """Classes (US, SC, photographs, ...) that may be published without BurnedInAnnotation
     NO, by SOP class and manufacturer: only for equipment known not to burn text in."""

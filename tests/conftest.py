@@ -213,6 +213,8 @@ cache_seconds = {settings.auth.cache_seconds}
         text += f'key_file = "{settings.deid.key_file}"\n'
     if settings.deid.identity_db:
         text += f'identity_db = "{settings.deid.identity_db}"\n'
+    if settings.deid.identity_url:
+        text += f'identity_url = "{settings.deid.identity_url}"\n'
     for allow in settings.deid.burned_in_allow:
         text += (f'[[deid.burned_in_allow]]\nsop_class_uid = "{allow.sop_class_uid}"\n'
                  f'manufacturer = "{allow.manufacturer}"\n')

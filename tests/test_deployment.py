@@ -2,8 +2,9 @@
 
 Each process stands for a machine: its own storage root (spool, quarantine) and ports,
 and only what docs/deployment.md says must be shared is shared: the index (PostgreSQL),
-the bucket (S3 API), the de-identification key and the identity map. What goes in
-through one comes out of the other, byte-identical.
+the bucket (S3 API), the de-identification key and the identity map (a PostgreSQL
+database of its own). What goes in through one comes out of the other, byte-identical,
+and a study sent half to each is filed under one client.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dicomweb_client.api import DICOMwebClient
 from pynetdicom import AE
 
 from omipacs.config import Settings
+from omipacs.deid.identity import IdentityMap
 from omipacs.demo import factory
 from omipacs.dicom.uids import ACCEPTED_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES
 from tests.conftest import ServerProcess, make_settings, start_server
@@ -60,10 +62,11 @@ def test_ingest_through_one_server_and_read_through_the_other(
 ) -> None:
     bucket = moto_s3.bucket()
     base = make_settings(tmp_path, create_database(postgres))
+    identity = create_database(postgres)
     shared = dataclasses.replace(
         base,
         storage=dataclasses.replace(base.storage, url=bucket.url, options=bucket.options),
-        deid=dataclasses.replace(base.deid, identity_db=tmp_path / "shared" / "identity.sqlite"),
+        deid=dataclasses.replace(base.deid, identity_url=identity),
     )
     one = start_server(machine(shared, tmp_path / "one"), tmp_path / "one")
     two = start_server(machine(shared, tmp_path / "two"), tmp_path / "two")
@@ -80,16 +83,28 @@ def test_ingest_through_one_server_and_read_through_the_other(
             )
             for i, view in enumerate(("CC", "MLO"))
         ]
-        assoc = ae.associate("127.0.0.1", one.dimse_port, ae_title="OMIPACS")
-        assert assoc.is_established
-        try:
-            assert [int(assoc.send_c_store(ds).Status) for ds in sent] == [0, 0]
-        finally:
-            assoc.release()
+        # Half of it reaches one machine, half the other (two DIMSE routes).
+        for server, ds in zip((one, two), sent, strict=True):
+            assoc = ae.associate("127.0.0.1", server.dimse_port, ae_title="OMIPACS")
+            assert assoc.is_established
+            try:
+                assert int(assoc.send_c_store(ds).Status) == 0
+            finally:
+                assoc.release()
         # Both servers answer the same; the bytes come from the bucket, not either root.
         seen = studies(two)
         assert seen == studies(one) and sorted(seen.values()) == [2]
         (study,) = seen
+        # One client, recorded from both machines in the shared identity database; no
+        # machine keeps an identity file of its own.
+        with IdentityMap(identity) as shared_map:
+            assert len(shared_map) == 1
+        for server in (one, two):
+            assert not list(server.settings.storage.root.rglob("identity*"))
+        patients = {
+            ds.PatientID for ds in DICOMwebClient(two.base_url).retrieve_study(study)
+        }
+        assert len(patients) == 1
         assert retrieve(two, study) == retrieve(one, study)
         for server in (one, two):
             blobs = server.settings.storage.root / "blobs"

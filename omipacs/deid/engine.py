@@ -364,11 +364,11 @@ class Deidentifier:
 
         Raises :class:`~omipacs.errors.ConfigurationError` when no key is configured.
         """
-        from omipacs.deid.identity import IdentityMap, identity_path
+        from omipacs.deid.identity import open_identity_map
 
         keys = load_keys(settings.deid, environ)
         return cls(
-            keys, IdentityMap(identity_path(settings)),
+            keys, open_identity_map(settings),
             burned_in_allow=settings.deid.burned_in_allow,
             oldest_age=settings.deid.oldest_age,
         )

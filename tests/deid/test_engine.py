@@ -478,7 +478,7 @@ def test_from_settings(tmp_path: Path) -> None:
         Deidentifier.from_settings(settings, environ={})
     engine = Deidentifier.from_settings(settings, environ={"OMIPACS_DEID_KEY": "ab" * 2 + HEX})
     assert engine.identity is not None
-    assert engine.identity.path == tmp_path / "identity.sqlite"
+    assert engine.identity.url == f"sqlite:///{tmp_path / 'identity.sqlite'}"
     engine.identity.close()
 
 

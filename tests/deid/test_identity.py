@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import stat
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from omipacs.config import DeidSettings, Settings, StorageSettings
-from omipacs.deid.identity import IdentityMap, identity_path
+from omipacs.config import DatabaseSettings, DeidSettings, Settings, StorageSettings, load
+from omipacs.deid.identity import IdentityMap, identity_path, identity_url
 from omipacs.deid.keys import DeidKeys
 from omipacs.deid.pseudonyms import ClientPseudonym, client_pseudonym, study_key
-from omipacs.errors import OmipacsError
+from omipacs.errors import ConfigurationError, OmipacsError
+from tests.pg import create_database
 
 KEYS = DeidKeys.from_secret(bytes(range(1, 33)))
 
@@ -111,3 +117,89 @@ def test_concurrent_binds_agree(tmp_path: Path) -> None:
         for t in threads:
             t.join(timeout=30)
     assert len(results) == 8 and len({frozenset(r) for r in results}) == 1
+
+
+def test_default_url_is_the_sqlite_file_and_never_the_index(tmp_path: Path) -> None:
+    settings = Settings(storage=StorageSettings(root=tmp_path))
+    assert identity_url(settings) == f"sqlite:///{tmp_path / 'identity.sqlite'}"
+    index = "postgresql+psycopg://omipacs@db.internal:5432/omipacs"
+    shared = dataclasses.replace(
+        settings,
+        database=DatabaseSettings(url=index),
+        deid=DeidSettings(identity_url="postgresql+psycopg://id@db.internal:5432/identity"),
+    )
+    assert identity_url(shared).endswith("/identity")
+    same = dataclasses.replace(shared, deid=DeidSettings(
+        identity_url="postgresql+psycopg://other@db.internal/omipacs"))
+    with pytest.raises(ConfigurationError, match="research index"):
+        identity_url(same)
+    loaded = load(None, {"OMIPACS_DEID_IDENTITY_URL": "postgresql://db/identity"})
+    assert loaded.deid.identity_url == "postgresql://db/identity"
+
+
+RACE_STUDIES = 150
+
+#: One racing process (a machine): waits for the start file, then binds every study
+#: (seen by both for the first time, each with its own candidate client) and records
+#: the same clients, and prints the client each study ended up with.
+RACE = """
+import json, os, sys, time
+from omipacs.deid.identity import IdentityMap
+from omipacs.deid.keys import DeidKeys
+from omipacs.deid.pseudonyms import client_pseudonym, study_key
+url, who, start, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+keys = DeidKeys.from_secret(bytes(range(1, 33)))
+identity = IdentityMap(url)
+mine = [client_pseudonym(keys, None, f"SITE_{who}|", f"L{i}") for i in range(n)]
+shared = [client_pseudonym(keys, None, "SITE_A|", f"W{i}") for i in range(n)]
+deadline = time.monotonic() + 60
+while not os.path.exists(start) and time.monotonic() < deadline:
+    time.sleep(0.001)
+bound = []
+for i in range(n):
+    study = [study_key(keys, "SITE_A", "uid", f"1.2.{i}"),
+             study_key(keys, "SITE_A", "accession", f"A{i}")]
+    bound.append(sorted(c.client_id for c in identity.bind_study(study, mine[i])))
+    identity.record(shared[i], f"SITE_{who}")
+identity.close()
+print(json.dumps(bound))
+"""
+
+
+def test_two_processes_racing_on_postgresql_agree(postgres: str, tmp_path: Path) -> None:
+    """Two machines' first sight of the same studies and clients: one answer each."""
+    url = create_database(postgres)
+    start = tmp_path / "start"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, url, str(who), str(start), str(RACE_STUDIES)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        for who in (1, 2)
+    ]
+    time.sleep(3)  # both import and connect (and race to create the schema) first
+    start.touch()
+    outs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert len(outs[0]) == len(outs[1]) == RACE_STUDIES
+    # Every study got one client, the same one in both processes, whoever won.
+    assert all(len(b) == 1 for b in outs[0]) and outs[0] == outs[1]
+    with IdentityMap(url) as identity:
+        assert len(identity) == RACE_STUDIES
+        record = identity.lookup(client_pseudonym(KEYS, None, "SITE_A|", "W0").key_hash)
+        assert record is not None and record.sites == ("SITE_1", "SITE_2")
+        assert identity.study_clients(
+            [study_key(KEYS, "SITE_A", "accession", "A7")]
+        ) == identity.study_clients([study_key(KEYS, "SITE_A", "uid", "1.2.7")])
+
+
+def test_postgresql_map_records_and_refuses_collisions(postgres: str) -> None:
+    with IdentityMap(create_database(postgres)) as identity:
+        client = client_pseudonym(KEYS, "9434765919", "", "")
+        identity.record(client, "SITE_B")
+        identity.record(client, "SITE_A")
+        record = identity.lookup_client(client.client_id)
+        assert record is not None and record.sites == ("SITE_A", "SITE_B") and record.linked
+        identity.record(ClientPseudonym("OPTMAAAAAAAAAAAA", True, "aa" * 32), "S")
+        with pytest.raises(OmipacsError, match="collision"):
+            identity.record(ClientPseudonym("OPTMAAAAAAAAAAAA", True, "bb" * 32), "S")
