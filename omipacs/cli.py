@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -326,29 +325,14 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         console.print(f"purged {entry.id}")
         return 0
     # release: an operator has checked the pixels; ingest normally (header de-identified).
-    held_file = quarantine.path(entry.id)
-    if not quarantine.claim(entry.id):
-        console.print(f"[red]release failed:[/] {entry.id} is being filed already")
-        return 1
+    services = open_archive(settings)
     try:
-        services = open_archive(settings)
-    except BaseException:
-        quarantine.unclaim(entry.id)
-        raise
-    spooled = services.spool.new_path()
-    # A pending entry released by hand is filed under its own unlinked client.
-    origin = entry.ingest_origin(pixels_reviewed=True, allow_unlinked=entry.pending)
-    try:
-        shutil.copyfile(held_file, spooled)
-        result = services.pipeline.ingest_spooled(spooled, origin)
+        _, result = quarantine.release(entry.id, services.pipeline.ingest_file)
     except OmipacsError as exc:
-        quarantine.unclaim(entry.id)
         console.print(f"[red]release failed:[/] {exc.reason}")
         return 1
     finally:
         services.close()
-    # A release that is held again (a link conflict) was held as a new entry.
-    quarantine.discard(entry.id)
     console.print(f"released {entry.id}: {result.outcome.value} {result.sop_instance_uid}")
     return 0
 

@@ -24,12 +24,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from omipacs.access.models import AuditEvent, Token
 
 log = logging.getLogger(__name__)
+
+
+DOORS = ("http", "dimse", "cli", "export")
+"""Where an event came in."""
+OUTCOMES = ("allowed", "denied")
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ class AuditRecord:
     licence_pk: int | None
     remote: str
     door: str
-    """http, dimse, cli, export."""
+    """One of :data:`DOORS`."""
     action: str
     resource: str
     outcome: str
@@ -158,6 +163,73 @@ class AuditLog:
                 self._idle.notify_all()
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """What to look for in the audit trail; None (or empty) matches anything.
+
+    Every field is an exact match on an indexed or short column except ``resource``,
+    which matches a substring (resources are UIDs, IDs and paths, never patient values).
+    """
+
+    user: str | None = None
+    licence: int | None = None
+    door: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    """Events strictly before this time."""
+    resource: str | None = None
+
+    def apply(self, stmt: Select[AuditEvent]) -> Select[AuditEvent]:
+        """``stmt`` narrowed to the matching events."""
+        if self.user:
+            stmt = stmt.where(AuditEvent.user_email == self.user.strip().lower())
+        if self.licence is not None:
+            stmt = stmt.where(AuditEvent.licence_pk == self.licence)
+        if self.door:
+            stmt = stmt.where(AuditEvent.door == self.door)
+        if self.action:
+            stmt = stmt.where(AuditEvent.action == self.action)
+        if self.outcome:
+            stmt = stmt.where(AuditEvent.outcome == self.outcome)
+        if self.since is not None:
+            stmt = stmt.where(AuditEvent.at >= self.since)
+        if self.until is not None:
+            stmt = stmt.where(AuditEvent.at < self.until)
+        if self.resource:
+            pattern = "".join("\\" + c if c in "\\%_" else c for c in self.resource)
+            stmt = stmt.where(AuditEvent.resource.like(f"%{pattern}%", escape="\\"))
+        return stmt
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """A page of events, newest first, and where the next (older) page starts."""
+
+    events: list[tuple[int, AuditRecord]]
+    """(event ID, record) pairs."""
+    older: int | None
+    """Pass as ``before`` for the next page; None when this is the last."""
+
+
+def _record(r: AuditEvent) -> AuditRecord:
+    return AuditRecord(
+        at=r.at,
+        user_email=r.user_email,
+        token_prefix=r.token_prefix,
+        licence_pk=r.licence_pk,
+        remote=r.remote,
+        door=r.door,
+        action=r.action,
+        resource=r.resource,
+        outcome=r.outcome,
+        reason=r.reason,
+        status=r.status,
+        bytes_sent=r.bytes_sent,
+    )
+
+
 def query_events(
     session: Session,
     *,
@@ -168,30 +240,25 @@ def query_events(
     limit: int = 1000,
 ) -> list[AuditRecord]:
     """Events matching the filters, oldest first."""
-    stmt = select(AuditEvent).order_by(AuditEvent.pk)
-    if user is not None:
-        stmt = stmt.where(AuditEvent.user_email == user.lower())
-    if licence is not None:
-        stmt = stmt.where(AuditEvent.licence_pk == licence)
-    if since is not None:
-        stmt = stmt.where(AuditEvent.at >= since)
-    if outcome is not None:
-        stmt = stmt.where(AuditEvent.outcome == outcome)
+    where = AuditFilter(user=user, licence=licence, since=since, outcome=outcome)
+    stmt = where.apply(select(AuditEvent).order_by(AuditEvent.pk))
     rows: Iterable[AuditEvent] = session.scalars(stmt.limit(limit))
-    return [
-        AuditRecord(
-            at=r.at,
-            user_email=r.user_email,
-            token_prefix=r.token_prefix,
-            licence_pk=r.licence_pk,
-            remote=r.remote,
-            door=r.door,
-            action=r.action,
-            resource=r.resource,
-            outcome=r.outcome,
-            reason=r.reason,
-            status=r.status,
-            bytes_sent=r.bytes_sent,
-        )
-        for r in rows
-    ]
+    return [_record(r) for r in rows]
+
+
+def browse_events(
+    session: Session, where: AuditFilter, *, before: int | None = None, limit: int = 100
+) -> AuditPage:
+    """A page of matching events, newest first: those with an ID below ``before``.
+
+    Keyset paging on the primary key, so a page deep in a long trail costs as little
+    as the first, and events appended meanwhile do not shift the pages.
+    """
+    limit = max(1, min(limit, 1000))
+    stmt = where.apply(select(AuditEvent).order_by(AuditEvent.pk.desc()))
+    if before is not None:
+        stmt = stmt.where(AuditEvent.pk < before)
+    rows = list(session.scalars(stmt.limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return AuditPage([(r.pk, _record(r)) for r in rows], rows[-1].pk if more and rows else None)

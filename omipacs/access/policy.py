@@ -13,7 +13,8 @@ retrieve services apply to every read, or an error:
   that existence is not revealed.
 
 Roles: an *admin* may do everything; a *curator* ingests (STOW, import, clinical
-records, marks, quarantine) and reads the whole archive; a *researcher* reads only
+records, marks, quarantine), reads the whole archive and the audit trail, but manages
+no users, licences or tokens and decides no access requests; a *researcher* reads only
 through licences, each limited to its cohort version's members and its data scopes.
 """
 
@@ -69,8 +70,10 @@ class Action(StrEnum):
     """Saving a cohort."""
     REQUEST_ACCESS = "request-access"
     """Submitting and following one's own data access requests."""
+    READ_AUDIT = "read-audit"
+    """The audit trail: who did what, when, through which door (curators and admins)."""
     ADMIN = "admin"
-    """Users, licences, tokens, access request decisions, the audit trail."""
+    """Users, licences, tokens, access request decisions."""
     CAPABILITIES = "capabilities"
     """What the server supports (no data)."""
 
@@ -163,6 +166,7 @@ _CURATOR_ACTIONS = {
     Action.READ_COHORTS,
     Action.WRITE_COHORTS,
     Action.REQUEST_ACCESS,
+    Action.READ_AUDIT,
     Action.CAPABILITIES,
 }
 #: The scope a researcher's licence needs for each JSON API action.

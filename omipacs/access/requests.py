@@ -9,6 +9,7 @@ unless another term is set, and links request, decisions and licence.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -23,6 +24,8 @@ from omipacs.access.scopes import format_scopes, parse_scopes
 from omipacs.errors import BadRequest, NotFound
 
 DECISIONS = ("approved", "approved-with-changes", "rejected", "more-information")
+OPEN_STATES = ("submitted", "more-information")
+"""States in which a request waits for the committee (or for the applicant's answer)."""
 _FIELDS = ("title", "technical_summary", "lay_summary", "patient_benefit")
 
 
@@ -122,11 +125,16 @@ def get_request(
     return _info(session, req)
 
 
-def list_requests(session: Session, *, applicant_pk: int | None = None) -> list[RequestInfo]:
-    """Requests, newest first (one applicant's, or all for the committee)."""
+def list_requests(
+    session: Session, *, applicant_pk: int | None = None, states: Iterable[str] | None = None
+) -> list[RequestInfo]:
+    """Requests, newest first (one applicant's, or all for the committee), optionally
+    only those in ``states`` (e.g. :data:`OPEN_STATES`, the committee's queue)."""
     stmt = select(AccessRequest).order_by(AccessRequest.pk.desc())
     if applicant_pk is not None:
         stmt = stmt.where(AccessRequest.applicant_pk == applicant_pk)
+    if states is not None:
+        stmt = stmt.where(AccessRequest.state.in_(list(states)))
     return [_info(session, r) for r in session.scalars(stmt)]
 
 

@@ -204,6 +204,28 @@ class Quarantine:
             released += 1
         return released
 
+    def release(self, entry_id: str, refile: Refile) -> tuple[QuarantineEntry, IngestResult]:
+        """File an entry a person has reviewed; returns it with the ingest's result.
+
+        The pixels were looked at, so the burned-in-text hold is lifted (the header is
+        still de-identified as on first arrival); a pending entry released by hand is
+        filed under its own unlinked client. The entry is claimed while it is filed, so
+        two curators releasing it at once file it once (the second gets NotFound), and
+        put back when filing fails, so nothing acknowledged is lost. A release that is
+        held again (a link conflict) comes back as a new entry.
+        """
+        entry = self.get(entry_id)
+        if not self.claim(entry.id):
+            raise NotFound("the quarantine entry is being released already")
+        origin = entry.ingest_origin(pixels_reviewed=True, allow_unlinked=entry.pending)
+        try:
+            result = refile(self.dir / f"{entry.id}.dcm", origin)
+        except BaseException:
+            self.unclaim(entry.id)
+            raise
+        self._delete(entry.id)
+        return entry, result
+
     def purge_expired(self, max_age_seconds: float, now: float | None = None) -> int:
         """Delete entries held longer than ``max_age_seconds``; how many were deleted.
 

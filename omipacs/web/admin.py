@@ -1,4 +1,5 @@
-"""``/api/v1/admin``: users, licences, tokens and the audit trail, for admins.
+"""``/api/v1/admin``: users, licences and tokens for admins; the audit trail for
+admins and curators.
 
 The same operations as ``omipacs user|licence|token|audit`` (both call
 :mod:`omipacs.access.admin`). Every change drops this process's cached principals, so

@@ -50,6 +50,7 @@ ENDPOINT_ACTIONS: dict[str, Action] = {
     "requests.mine": Action.REQUEST_ACCESS,
     "requests.show": Action.REQUEST_ACCESS,
     "requests.decide": Action.ADMIN,
+    "admin.audit": Action.READ_AUDIT,
 }
 
 

@@ -206,7 +206,7 @@ def _api_cases(a: AccessArchive) -> list[Case]:
         ("admin-licences", "GET", "/api/v1/admin/licences", None, "", {"admin": 200, "*": 403}),
         ("admin-tokens", "GET", "/api/v1/admin/tokens", None, "", {"admin": 200, "*": 403}),
         ("admin-audit", "GET", "/api/v1/admin/audit?limit=1", None, "",
-         {"admin": 200, "*": 403}),
+         {"admin": 200, "curator": 200, "*": 403}),
         ("requests", "GET", "/api/v1/access-requests", None, "", {"*": 200}),
     ]
     cases: list[Case] = []
