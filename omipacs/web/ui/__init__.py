@@ -37,10 +37,19 @@ redirect to ``/ui/login``.
 
 from __future__ import annotations
 
-from omipacs.web.ui import images, licence, overview, session
+from omipacs.web.ui import (
+    applications,
+    audit,
+    desk,
+    images,
+    licence,
+    overview,
+    quarantine,
+    session,
+)
 from omipacs.web.ui.blueprint import bp
 
-VIEWS = (session, licence, overview, images)
+VIEWS = (session, licence, overview, images, applications, desk, quarantine, audit)
 """Modules whose import registers the dashboard's pages."""
 
 __all__ = ["VIEWS", "bp"]
