@@ -70,6 +70,8 @@ class Action(StrEnum):
     """Saving a cohort."""
     REQUEST_ACCESS = "request-access"
     """Submitting and following one's own data access requests."""
+    READ_RELEASES = "read-releases"
+    """Every licence's releases: their progress and verification (curators and admins)."""
     READ_AUDIT = "read-audit"
     """The audit trail: who did what, when, through which door (curators and admins)."""
     ADMIN = "admin"
@@ -167,6 +169,7 @@ _CURATOR_ACTIONS = {
     Action.WRITE_COHORTS,
     Action.REQUEST_ACCESS,
     Action.READ_AUDIT,
+    Action.READ_RELEASES,
     Action.CAPABILITIES,
 }
 #: The scope a researcher's licence needs for each JSON API action.

@@ -45,11 +45,13 @@ from omipacs.web.ui import (
     licence,
     overview,
     quarantine,
+    releases,
     session,
 )
 from omipacs.web.ui.blueprint import bp
 
-VIEWS = (session, licence, overview, images, applications, desk, quarantine, audit)
+VIEWS = (session, licence, overview, images, applications, desk, quarantine, audit,
+         releases)
 """Modules whose import registers the dashboard's pages."""
 
 __all__ = ["VIEWS", "bp"]

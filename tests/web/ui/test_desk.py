@@ -21,6 +21,7 @@ from omipacs.ingest.origin import IngestOrigin, OriginKind
 from omipacs.ingest.quarantine import Quarantine
 from omipacs.ingest.result import IngestOutcome
 from omipacs.ingest.review import preview
+from tests.conftest import run_cli
 from tests.web.access_fixture import AccessArchive
 from tests.web.ui.conftest import csrf_of, sign_in
 
@@ -63,6 +64,7 @@ def test_who_may_open_which_page(archive: AccessArchive) -> None:
         "/ui/desk/tokens": {"admin": 200, "curator": 403, "r1": 403},
         "/ui/desk/quarantine": {"admin": 200, "curator": 200, "r1": 403},
         "/ui/desk/audit": {"admin": 200, "curator": 200, "r1": 403},
+        "/ui/desk/releases": {"admin": 200, "curator": 200, "r1": 403},
     }
     for who in ("admin", "curator", "r1"):
         browser = sign_in(a, who)
@@ -317,3 +319,26 @@ def test_audit_page_filters(archive: AccessArchive) -> None:
     older = re.search(r'href="(/ui/desk/audit\?[^"]*before=\d+[^"]*)"', first)
     if older is not None:  # more than one page
         assert _get(curator, a, older.group(1).replace("&amp;", "&")).status_code == 200
+
+
+def test_releases_page(archive: AccessArchive, tmp_path: Path) -> None:
+    a = archive
+    lic = str(a.licences["L1"])
+    out = tmp_path / "releases"
+    done = run_cli(a.services.settings, tmp_path, "release", "create", "--licence", lic,
+                   "--to", str(out), "--json")
+    assert done.returncode == 0, done.stderr
+    curator = sign_in(a, "curator")
+    page = _get(curator, a, "/ui/desk/releases")
+    assert page.status_code == 200
+    rows = page.text.split("<tbody>")[1].split("</tbody>")[0]
+    assert "L1" in rows and "state-complete" in rows and "not verified" in rows
+    assert str(out) in rows and 'value="100"' in rows
+    assert "hx-trigger" not in page.text  # nothing running: no refreshing
+    assert _get(curator, a, "/ui/desk/releases/table").status_code == 200
+    assert _get(sign_in(a, "r1"), a, "/ui/desk/releases").status_code == 403
+    done = run_cli(a.services.settings, tmp_path, "release", "verify", "--licence", lic,
+                   "--release", "1", "--to", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = _get(curator, a, "/ui/desk/releases").text.split("<tbody>")[1]
+    assert ">passed<" in rows
