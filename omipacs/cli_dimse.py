@@ -47,7 +47,7 @@ def cmd_send(args: argparse.Namespace) -> int:
                 return 2
         restrict: Visibility | None = None
         if args.cohort is not None:
-            from omipacs.clinical.cohorts import cohort_restriction, get_cohort
+            from omipacs.cohorts import cohort_restriction, get_cohort
 
             with services.sessions() as session:
                 get_cohort(session, args.cohort, with_members=False)

@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from omipacs.access.audit import AuditLog
 from omipacs.blobs.base import BlobStore
 from omipacs.blobs.filesystem import FilesystemBlobStore
+from omipacs.blobs.spool import Spool
 from omipacs.config import Settings
+from omipacs.dicom.pixels import configure_decodes
 from omipacs.filemodes import private_dir
 from omipacs.index import db
 from omipacs.ingest.pipeline import HeaderCleaner, IngestPipeline, QuarantineSink
-from omipacs.ingest.spool import Spool
-from omipacs.retrieve.pixels import configure_decodes
 
 log = logging.getLogger(__name__)
 

@@ -67,7 +67,7 @@ def test_http_may_listen_anywhere_only_with_tokens(settings: Settings) -> None:
 
 def test_access_administration_commands(settings: Settings, tmp_path: Path) -> None:
     """The contract scripts rely on: --json output with the new IDs and the token."""
-    from omipacs.clinical.models import Cohort
+    from omipacs.cohorts.models import Cohort
     from omipacs.services import Services
 
     services = Services.create(settings)

@@ -19,8 +19,8 @@ from omipacs.access.authenticate import utcnow
 from omipacs.access.models import Licence, LicenceMember, Token, User
 from omipacs.access.policy import Role, effective_state
 from omipacs.access.scopes import format_scopes, parse_scopes
-from omipacs.clinical.cohorts import get_cohort
-from omipacs.clinical.models import Cohort
+from omipacs.cohorts import get_cohort
+from omipacs.cohorts.models import Cohort
 from omipacs.errors import BadRequest, NotFound
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}$")

@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session
 
 from omipacs.access.models import Licence
 from omipacs.access.scopes import Scope, instance_condition, parse_scopes
-from omipacs.clinical.cohorts import cohort_restriction, get_cohort
-from omipacs.clinical.models import CohortMember
+from omipacs.cohorts import cohort_restriction, get_cohort
+from omipacs.cohorts.models import CohortMember
 from omipacs.errors import BadRequest, Forbidden, NotFound
 from omipacs.index.visibility import EVERYTHING, Visibility
 

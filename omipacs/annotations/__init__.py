@@ -12,5 +12,9 @@
 * :mod:`~omipacs.annotations.search`: ``search_marks``, ``marks_for_study``, and the
   cohort and statistics facts; :mod:`~omipacs.annotations.lesions`: linked lesions;
 * :mod:`~omipacs.annotations.draw`: boxes on rendered pictures;
-* :mod:`~omipacs.annotations.demo`: marks for the demo data set.
+* :mod:`~omipacs.annotations.archive`: the parts of an archive the importer and the
+  indexer use.
+
+Marks read the clinical tables (outcomes, lesions), never the reverse; the demo's marks
+are made in :mod:`omipacs.demo.marks`.
 """

@@ -32,6 +32,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from omipacs.annotations.archive import MarkArchive
 from omipacs.annotations.indexer import index_stored_sr, make_current
 from omipacs.annotations.lesions import pathology_for_mark
 from omipacs.annotations.models import Mark
@@ -45,7 +46,6 @@ from omipacs.errors import DuplicateInstance, InvalidRecord, OmipacsError
 from omipacs.index.models import Instance, InstanceMetadata, Series, Study
 from omipacs.ingest.origin import IngestOrigin, OriginKind
 from omipacs.ingest.result import IngestOutcome
-from omipacs.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def _check_all(
 
 
 def import_marks(
-    services: Services,
+    services: MarkArchive,
     records: Iterable[Any],
     *,
     keys: DeidKeys | None = None,
@@ -276,7 +276,7 @@ def import_marks(
 
 
 def _store_sr(
-    services: Services,
+    services: MarkArchive,
     image: ImageFacts,
     members: Sequence[tuple[int, PlannedMark]],
     report: MarksImportReport,
@@ -328,7 +328,7 @@ def _reject(
         ))
 
 
-def _ensure_current(services: Services, sr_uid: str) -> None:
+def _ensure_current(services: MarkArchive, sr_uid: str) -> None:
     """Make the SR's marks the current ones: after an "already stored" answer (an older
     set imported again), and as a guard, indexing it if the pipeline did not."""
     with services.sessions() as session:

@@ -22,6 +22,7 @@ from pydicom import dcmread
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
+from omipacs.annotations.archive import MarkArchive
 from omipacs.annotations.models import Mark, MarkLesion
 from omipacs.annotations.sr_read import SR_CLASSES, SrMark, SrReadError, read_marks
 from omipacs.blobs.base import BlobStore
@@ -30,7 +31,6 @@ from omipacs.clinical.tally import change_client, ensure_client
 from omipacs.dicom.parse import ParsedFile
 from omipacs.index.models import Instance, Patient, Series, Study
 from omipacs.ingest.origin import OriginKind
-from omipacs.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def resolve_pending_marks(session: Session) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def index_stored_sr(services: Services, sr_instance_pk: int) -> int:
+def index_stored_sr(services: MarkArchive, sr_instance_pk: int) -> int:
     """Read one stored SR from its blob and index its marks (if not indexed yet)."""
     with services.sessions() as session:
         key = session.scalar(select(Instance.blob_key).where(Instance.pk == sr_instance_pk))
@@ -197,7 +197,7 @@ def index_stored_sr(services: Services, sr_instance_pk: int) -> int:
         return store_sr_marks(session, sr_instance_pk, marks)
 
 
-def backfill_marks(services: Services) -> int:
+def backfill_marks(services: MarkArchive) -> int:
     """Index the marks of stored SRs that have none indexed, oldest first.
 
     For SRs stored before the indexer was installed, or to rebuild the ``mark`` table

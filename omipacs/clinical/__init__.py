@@ -1,7 +1,7 @@
-"""Clinical data: NBSS records, outcomes, longitudinal episodes, statistics and cohorts.
+"""Clinical data: NBSS records, outcomes, longitudinal episodes and statistics.
 
 * :mod:`~omipacs.clinical.models`: the tables (client, episode, event, screen read,
-  lesion, finding, density, image feature, study link, tally, cohort);
+  lesion, finding, density, image feature, study link, tally);
 * :mod:`~omipacs.clinical.nbss`: one NBSS-style record read and de-identified with the
   image pseudonyms and date shift; :mod:`~omipacs.clinical.sanitize` for the fields not
   modelled;
@@ -10,7 +10,9 @@
 * :mod:`~omipacs.clinical.imaging` and :mod:`~omipacs.clinical.linking`: images folded
   into clients and studies linked to episodes; :mod:`~omipacs.clinical.timeline`;
 * :mod:`~omipacs.clinical.tally` and :mod:`~omipacs.clinical.stats`: the brochure's
-  tables;
-* :mod:`~omipacs.clinical.cohorts`: filters, saved cohorts, the DICOMweb restriction;
-* :mod:`~omipacs.clinical.demo`: NBSS records for the demo images.
+  tables.
+
+Cohorts (:mod:`omipacs.cohorts`) filter on these tables and on the marks, and sit above
+both; the demo's NBSS records are made in :mod:`omipacs.demo.clinical`. Nothing here
+imports either.
 """

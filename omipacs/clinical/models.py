@@ -34,7 +34,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Text,
     UniqueConstraint,
     func,
 )
@@ -355,37 +354,3 @@ class ClinicalState(Base):
 
     key: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class Cohort(Base):
-    """A saved cohort: one version of a named definition and its frozen member list."""
-
-    __tablename__ = "cohort"
-    __table_args__ = (UniqueConstraint("name", "version"),)
-
-    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(128))
-    version: Mapped[int] = mapped_column(Integer)
-    description: Mapped[str] = mapped_column(Text, default="")
-    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
-    definition_sha256: Mapped[str] = mapped_column(String(64))
-    members_sha256: Mapped[str] = mapped_column(String(64))
-    """SHA-256 of the sorted member list (see :func:`omipacs.clinical.cohorts.members_hash`)."""
-    client_count: Mapped[int] = mapped_column(Integer)
-    study_count: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
-
-
-class CohortMember(Base):
-    """One study of a saved cohort, with the client it belongs to."""
-
-    __tablename__ = "cohort_member"
-    __table_args__ = (
-        UniqueConstraint("cohort_pk", "study_instance_uid"),
-        Index("ix_cohort_member_client", "cohort_pk", "client_id"),
-    )
-
-    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
-    cohort_pk: Mapped[int] = mapped_column(ForeignKey("cohort.pk", ondelete="CASCADE"))
-    client_id: Mapped[str] = mapped_column(CLIENT_ID)
-    study_instance_uid: Mapped[str] = mapped_column(UID)

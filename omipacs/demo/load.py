@@ -14,15 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from omipacs.annotations.demo import demo_marks
 from omipacs.annotations.importer import import_marks
 from omipacs.bootstrap import open_archive
-from omipacs.clinical.demo import clinical_records_for
 from omipacs.clinical.imaging import sync_imaging
 from omipacs.clinical.importer import import_records
 from omipacs.config import Settings
 from omipacs.deid.keys import DeidKeys
+from omipacs.demo.clinical import clinical_records_for
 from omipacs.demo.generate import DemoManifest, plan_demo, write_demo
+from omipacs.demo.marks import demo_marks
 from omipacs.ingest.origin import IngestOrigin, OriginKind
 from omipacs.services import Services
 

@@ -29,7 +29,7 @@ from pynetdicom import _config
 from pynetdicom.association import Association
 
 from omipacs.blobs.base import BlobStore
-from omipacs.ingest.spool import Spool
+from omipacs.blobs.spool import Spool
 from omipacs.retrieve.files import local_file
 from omipacs.retrieve.locate import InstanceLocation
 

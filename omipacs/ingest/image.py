@@ -25,9 +25,9 @@ from pydicom import uid as pyuid
 from omipacs.dicom import codestream
 from omipacs.dicom.frames import frame_table, number_of_frames
 from omipacs.dicom.parse import ParsedFile
+from omipacs.dicom.pixels import decode_frame
 from omipacs.dicom.uids import BREAST_TOMOSYNTHESIS, MG_FOR_PRESENTATION, MG_FOR_PROCESSING
 from omipacs.errors import InvalidAttributes, NotAcceptable
-from omipacs.retrieve.pixels import decode_frame
 
 #: SOP classes without pixel data (everything else the archive stores is an image).
 NON_IMAGE_CLASSES = frozenset(

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from omipacs.blobs.base import BlobStore
+from omipacs.blobs.spool import Spool, hash_file, hash_stream, zero_preamble
 from omipacs.dicom import json as dicom_json
 from omipacs.dicom.frames import frame_table
 from omipacs.dicom.parse import ParsedFile, parse_file
@@ -34,7 +35,6 @@ from omipacs.ingest.origin import IngestOrigin
 from omipacs.ingest.quarantine import Refile
 from omipacs.ingest.result import IngestOutcome, IngestResult
 from omipacs.ingest.rewrite import PixelWordCleaner, rewrite
-from omipacs.ingest.spool import Spool, hash_file, hash_stream, zero_preamble
 from omipacs.ingest.validate import MAX_FRAME_BYTES, validate
 
 log = logging.getLogger(__name__)

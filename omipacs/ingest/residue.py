@@ -7,7 +7,7 @@ were not stored must not linger:
   the DIMSE layer deletes it as soon as the connection closes (:func:`discard_partial`);
 * anything left in the spool of a process that has ended (``kill -9`` mid-ingest) is
   swept at start and on every sweep, whatever its age (its owner lock is free, see
-  :mod:`omipacs.ingest.spool`); in this process's own spool, files older than
+  :mod:`omipacs.blobs.spool`); in this process's own spool, files older than
   ``[deid] spool_max_age_seconds`` (older than any transfer still in progress) are swept
   every ``[deid] residue_sweep_seconds`` by ``omipacs serve``;
 * quarantined originals, which *are* identifiable (they wait for a person), are deleted
@@ -20,9 +20,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from omipacs.blobs.spool import Spool
 from omipacs.config import DeidSettings
 from omipacs.ingest.quarantine import Quarantine
-from omipacs.ingest.spool import Spool
 
 log = logging.getLogger(__name__)
 

@@ -70,7 +70,7 @@ def verify(
 
     Orphan blobs younger than ``grace_seconds`` are left alone: they may belong to an
     ingest in flight in a running server. Spool files are reported at any age when the
-    process that received them has ended (see :mod:`omipacs.ingest.spool`); those of a
+    process that received them has ended (see :mod:`omipacs.blobs.spool`); those of a
     live process are in flight and never reported.
     """
     report = VerifyReport()

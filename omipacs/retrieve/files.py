@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from omipacs.blobs.base import BlobStore
-from omipacs.ingest.spool import Spool
+from omipacs.blobs.spool import Spool
 
 
 @contextmanager

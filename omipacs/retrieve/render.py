@@ -564,7 +564,7 @@ def render_frame(
         The instance's attributes (read with ``stop_before_pixels``): Image Pixel,
         Modality LUT, VOI LUT modules and, for enhanced objects, functional groups.
     pixels : numpy.ndarray
-        One frame as returned by :func:`omipacs.retrieve.pixels.decode_frame`: (rows,
+        One frame as returned by :func:`omipacs.dicom.pixels.decode_frame`: (rows,
         columns) stored values, or (rows, columns, 3) RGB.
     media_type : str
         ``image/jpeg`` or ``image/png``.

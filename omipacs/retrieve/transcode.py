@@ -55,9 +55,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from omipacs.dicom.uids import NATIVE_TRANSFER_SYNTAXES
-from omipacs.errors import NotAcceptable
-from omipacs.retrieve.pixels import (
+from omipacs.dicom.pixels import (
     LOSSY_SYNTAXES,
     can_decode,
     decode_frame_with_properties,
@@ -66,6 +64,8 @@ from omipacs.retrieve.pixels import (
     number_of_frames,
     pixel_options,
 )
+from omipacs.dicom.uids import NATIVE_TRANSFER_SYNTAXES
+from omipacs.errors import NotAcceptable
 
 CHUNK_SIZE: Final = 1 << 20
 """Bytes per chunk when native pixel data is copied without decoding."""

@@ -18,17 +18,17 @@ from omipacs.access.policy import readable_cohorts
 from omipacs.access.scopes import Scope
 from omipacs.annotations.importer import import_marks
 from omipacs.annotations.search import marks_for_study, search_marks
-from omipacs.clinical.cohorts import (
+from omipacs.clinical.importer import import_records
+from omipacs.clinical.models import Client
+from omipacs.clinical.stats import stats
+from omipacs.clinical.timeline import client_timeline, find_priors
+from omipacs.cohorts import (
     CohortFilters,
     cohort_query,
     get_cohort,
     list_cohorts,
     save_cohort,
 )
-from omipacs.clinical.importer import import_records
-from omipacs.clinical.models import Client
-from omipacs.clinical.stats import stats
-from omipacs.clinical.timeline import client_timeline, find_priors
 from omipacs.deid.keys import DeidKeys
 from omipacs.errors import BadRequest, ConfigurationError, NotFound
 from omipacs.web.context import decision, restriction, services

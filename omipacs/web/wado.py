@@ -15,12 +15,12 @@ from flask import Blueprint, Response, request
 from omipacs.access.scopes import Scope
 from omipacs.annotations.draw import marks_requested, render_marked
 from omipacs.blobs.base import BlobStore
+from omipacs.dicom.pixels import decode_frame, decode_slot
 from omipacs.dicom.xml import native_xml
 from omipacs.errors import BadRequest, NotAcceptable, NotFound, RangeNotSatisfiable
 from omipacs.retrieve import frames as frame_io
 from omipacs.retrieve.locate import InstanceLocation, locate
 from omipacs.retrieve.metadata import instance_url, iter_metadata, metadata_json
-from omipacs.retrieve.pixels import decode_frame, decode_slot
 from omipacs.retrieve.render import (
     Viewport,
     Window,

@@ -63,7 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from sqlalchemy import func, insert, select  # noqa: E402
 
 from omipacs.access import admin  # noqa: E402
-from omipacs.clinical.models import Cohort, CohortMember  # noqa: E402
+from omipacs.cohorts.models import Cohort, CohortMember  # noqa: E402
 from omipacs.config import AuditSettings, DatabaseSettings, Settings, StorageSettings  # noqa: E402
 from omipacs.demo import factory  # noqa: E402
 from omipacs.dicom import uids  # noqa: E402

@@ -14,7 +14,7 @@ Times (median of ``--repeat`` runs, after one warm-up):
 
 * ``stats``: the three brochure tables (:func:`omipacs.clinical.stats.stats`);
 * ``cohort page``: the first 100 members of "malignant, grade 3, with Hologic DBT"
-  (:func:`omipacs.clinical.cohorts.cohort_query` with ``count=False``);
+  (:func:`omipacs.cohorts.cohort_query` with ``count=False``);
 * ``cohort page+count``: the same with exact member and study totals (these count every
   member, so they grow with the answer: 53 members at 47k clients, 454 at 470k);
 * ``moderate page``: the first 100 of "malignant with DBT" (0.8 % of clients);
@@ -52,8 +52,6 @@ from sqlalchemy import Engine, Table, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from omipacs.clinical.codes import CaseOutcome  # noqa: E402
-from omipacs.clinical.cohorts import CohortFilters, PathologyFilter, cohort_query  # noqa: E402
-from omipacs.clinical.demo import SEED_2D_CASES, allocate  # noqa: E402
 from omipacs.clinical.models import (  # noqa: E402
     Client,
     ClinicalState,
@@ -65,6 +63,8 @@ from omipacs.clinical.models import (  # noqa: E402
 )
 from omipacs.clinical.stats import stats  # noqa: E402
 from omipacs.clinical.tally import WATERMARK_KEY, rebuild_tally  # noqa: E402
+from omipacs.cohorts import CohortFilters, PathologyFilter, cohort_query  # noqa: E402
+from omipacs.demo.clinical import SEED_2D_CASES, allocate  # noqa: E402
 from omipacs.demo.vendors import VENDORS  # noqa: E402
 from omipacs.dicom.uids import (  # noqa: E402
     BREAST_TOMOSYNTHESIS,
@@ -328,8 +328,9 @@ SHAPES = {
 def shapes(engine: Engine, repeat: int) -> None:
     """The first page of several query shapes, two ways: the walk that cohort_query uses,
     and the same page asked of PostgreSQL in one ORDER BY ... LIMIT query."""
-    from omipacs.clinical.cohorts import _page, client_select
     from omipacs.clinical.models import Client as C
+    from omipacs.cohorts.query import _page
+    from omipacs.cohorts.sql import client_select
 
     with Session(engine) as s:
         for name, filters in SHAPES.items():
@@ -340,8 +341,8 @@ def shapes(engine: Engine, repeat: int) -> None:
 
 
 def explain(engine: Engine) -> str:
-    from omipacs.clinical.cohorts import client_select
     from omipacs.clinical.models import Client as C
+    from omipacs.cohorts.sql import client_select
 
     stmt = client_select(TYPICAL).order_by(C.client_id).limit(100)
     compiled = stmt.compile(engine, compile_kwargs={"literal_binds": True})

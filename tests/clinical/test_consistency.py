@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from omipacs.clinical.demo import clinical_records_for
 from omipacs.clinical.importer import import_records
 from omipacs.clinical.models import Client, Episode, Event, StudyLink
 from omipacs.deid.engine import Deidentifier
 from omipacs.deid.pseudonyms import date_offset_days, episode_pseudonym
+from omipacs.demo.clinical import clinical_records_for
 from omipacs.demo.generate import DemoManifest, generate_demo
 from omipacs.index.models import Instance, Patient, Series, Study
 from omipacs.ingest.origin import IngestOrigin, OriginKind

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from omipacs.clinical.demo import clinical_records_for
 from omipacs.clinical.imaging import sync_imaging
 from omipacs.clinical.importer import import_records
 from omipacs.clinical.linking import EpisodeWindow, Link, choose_episode
 from omipacs.clinical.models import Episode, StudyLink
 from omipacs.deid.pseudonyms import episode_pseudonym
+from omipacs.demo.clinical import clinical_records_for
 from omipacs.demo.generate import DemoManifest, plan_demo
 from omipacs.index.models import Study
 from omipacs.services import Services

@@ -10,11 +10,11 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from omipacs.clinical.codes import CaseOutcome
-from omipacs.clinical.demo import clinical_records_for, planned_outcomes
 from omipacs.clinical.imaging import rebuild_imaging, sync_imaging
 from omipacs.clinical.importer import import_records
 from omipacs.clinical.stats import StatsTables, stats
 from omipacs.clinical.tally import count_clients, nonzero, read_tally, set_marked
+from omipacs.demo.clinical import clinical_records_for, planned_outcomes
 from omipacs.demo.generate import DemoManifest, plan_demo
 from omipacs.services import Services
 from tests.clinical import synth

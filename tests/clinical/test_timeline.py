@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from omipacs.clinical.codes import CaseOutcome
-from omipacs.clinical.demo import clinical_records_for, planned_outcomes
 from omipacs.clinical.imaging import sync_imaging
 from omipacs.clinical.importer import import_records
 from omipacs.clinical.timeline import client_timeline, find_priors
 from omipacs.deid.pseudonyms import episode_pseudonym
+from omipacs.demo.clinical import clinical_records_for, planned_outcomes
 from omipacs.demo.generate import DemoClient, DemoManifest, plan_demo
 from omipacs.errors import NotFound
 from omipacs.services import Services

@@ -33,7 +33,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from sqlalchemy import insert, select
 
 from omipacs.access.audit import query_events
-from omipacs.clinical.models import Cohort, CohortMember
+from omipacs.cohorts.models import Cohort, CohortMember
 from omipacs.config import Peer
 from omipacs.dicom.parse import parse_file
 from omipacs.index.models import Instance, Patient

@@ -20,7 +20,7 @@ import pytest
 
 from omipacs.access import admin
 from omipacs.bootstrap import open_archive
-from omipacs.clinical.cohorts import CohortFilters, StudyScope, save_cohort
+from omipacs.cohorts import CohortFilters, StudyScope, save_cohort
 from omipacs.config import Settings
 from tests.conftest import ServerProcess, make_settings, start_server, write_config
 from tests.e2e.ohif_check import (

@@ -16,11 +16,11 @@ from pynetdicom import AE, evt
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_messages import C_STORE_RQ
 
+from omipacs.blobs.spool import Spool
 from omipacs.config import Settings
 from omipacs.demo import factory
 from omipacs.ingest.quarantine import Quarantine
 from omipacs.ingest.residue import discard_partial, sweep_residue
-from omipacs.ingest.spool import Spool
 from tests.conftest import make_settings, start_server
 from tests.deid.test_linking import send
 

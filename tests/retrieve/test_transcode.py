@@ -25,8 +25,8 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from omipacs.dicom.pixels import decode_frame
 from omipacs.errors import NotAcceptable
-from omipacs.retrieve.pixels import decode_frame
 from omipacs.retrieve.transcode import supported_targets, transcode_frame, transcode_instance
 from tests.retrieve.builders import (
     dcmtk_compress,

@@ -28,7 +28,8 @@ from sqlalchemy import select, update
 from omipacs.access import admin
 from omipacs.access.models import Token
 from omipacs.bootstrap import open_archive
-from omipacs.clinical.models import Client, Cohort, CohortMember
+from omipacs.clinical.models import Client
+from omipacs.cohorts.models import Cohort, CohortMember
 from omipacs.config import AuthSettings, Peer, Settings
 from omipacs.ingest.origin import IngestOrigin, OriginKind
 from omipacs.services import Services

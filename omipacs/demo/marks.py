@@ -35,8 +35,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from omipacs.clinical.codes import CaseOutcome
-from omipacs.clinical.demo import SEED_2D_CASES
 from omipacs.clinical.models import Client, Episode, Lesion, StudyLink
+from omipacs.demo.clinical import SEED_2D_CASES
 from omipacs.dicom.uids import BREAST_TOMOSYNTHESIS, MG_FOR_PRESENTATION
 from omipacs.index.models import Instance, Series, Study
 

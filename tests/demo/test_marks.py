@@ -10,16 +10,16 @@ import pydicom
 import pytest
 from sqlalchemy import select
 
-from omipacs.annotations.demo import demo_marks, marked_counts, marked_shares, reader_pool
 from omipacs.annotations.importer import import_marks
 from omipacs.annotations.records import READER_PSEUDONYM
 from omipacs.clinical.codes import CaseOutcome
-from omipacs.clinical.demo import clinical_records_for
 from omipacs.clinical.importer import import_records
 from omipacs.clinical.stats import stats
 from omipacs.deid.keys import DeidKeys
+from omipacs.demo.clinical import clinical_records_for
 from omipacs.demo.factory import to_bytes
 from omipacs.demo.generate import build_instance, plan_demo
+from omipacs.demo.marks import demo_marks, marked_counts, marked_shares, reader_pool
 from omipacs.index.models import Instance
 from omipacs.ingest.origin import IngestOrigin, OriginKind
 from omipacs.services import Services

@@ -23,14 +23,14 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from omipacs.errors import NotAcceptable
-from omipacs.retrieve.pixels import (
+from omipacs.dicom.pixels import (
     can_decode,
     decode_frame,
     decode_frame_with_properties,
     native_frame_length,
     number_of_frames,
 )
+from omipacs.errors import NotAcceptable
 from tests.retrieve.builders import (
     dcmtk_compress,
     encode_frames,
@@ -195,8 +195,8 @@ def test_header_without_image_pixel_module_is_not_acceptable() -> None:
 def test_decode_slots_bound_concurrent_decodes_and_are_reentrant() -> None:
     import threading
 
+    from omipacs.dicom.pixels import configure_decodes, decode_slot
     from omipacs.errors import ServerBusy
-    from omipacs.retrieve.pixels import configure_decodes, decode_slot
 
     configure_decodes(1, 0.2)
     try:

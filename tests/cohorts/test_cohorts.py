@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from omipacs.clinical import cohorts
 from omipacs.clinical.codes import CaseOutcome
-from omipacs.clinical.cohorts import (
+from omipacs.clinical.imaging import sync_imaging
+from omipacs.clinical.importer import import_records
+from omipacs.clinical.tally import set_marked
+from omipacs.cohorts import (
     CohortFilters,
     PathologyFilter,
     StudyScope,
@@ -25,10 +27,9 @@ from omipacs.clinical.cohorts import (
     resolve_members,
     save_cohort,
 )
-from omipacs.clinical.demo import clinical_records_for, planned_outcomes
-from omipacs.clinical.imaging import sync_imaging
-from omipacs.clinical.importer import import_records
-from omipacs.clinical.tally import set_marked
+from omipacs.cohorts import filters as cohort_filters
+from omipacs.cohorts import query as cohort_paging
+from omipacs.demo.clinical import clinical_records_for, planned_outcomes
 from omipacs.demo.generate import DemoClient, DemoManifest, DemoStudy, plan_demo
 from omipacs.demo.vendors import VENDORS
 from omipacs.errors import BadRequest, NotFound
@@ -233,8 +234,8 @@ def test_pages_walked_in_short_stretches_equal_the_sorted_members(
     page of 30 clients takes many stretches, and with no budget the rest is fetched
     after eight clients; either way a page must be exactly that slice of the sorted
     member list."""
-    monkeypatch.setattr(cohorts, "_FIRST_STRIDE", walk[0])
-    monkeypatch.setattr(cohorts, "_WALK_BUDGET", walk[1])
+    monkeypatch.setattr(cohort_paging, "_FIRST_STRIDE", walk[0])
+    monkeypatch.setattr(cohort_paging, "_WALK_BUDGET", walk[1])
     wanted = expected(archive)
     ordered = sorted({c for c, _ in wanted})
     with archive.services.sessions() as s:
@@ -391,6 +392,6 @@ def test_a_cohort_needs_a_name(deid_services: Services) -> None:
 def test_every_filter_is_reachable_from_parameters() -> None:
     # a guard: a filter added without a query parameter fails here
     names = set(CohortFilters.__dataclass_fields__) - {"pathology"}
-    assert {target for target, _ in cohorts._PARAMS.values()} == names
+    assert {target for target, _ in cohort_filters._PARAMS.values()} == names
     pathology = set(PathologyFilter.__dataclass_fields__)
-    assert {target for target, _ in cohorts._PATHOLOGY_PARAMS.values()} == pathology
+    assert {target for target, _ in cohort_filters._PATHOLOGY_PARAMS.values()} == pathology

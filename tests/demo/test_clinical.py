@@ -8,15 +8,15 @@ import pytest
 from sqlalchemy import select
 
 from omipacs.clinical.codes import CaseOutcome
-from omipacs.clinical.demo import (
+from omipacs.clinical.importer import import_records
+from omipacs.clinical.models import Client, Episode, Lesion, LesionFinding
+from omipacs.clinical.nbss import parse_record
+from omipacs.demo.clinical import (
     SEED_2D_CASES,
     allocate,
     clinical_records_for,
     planned_outcomes,
 )
-from omipacs.clinical.importer import import_records
-from omipacs.clinical.models import Client, Episode, Lesion, LesionFinding
-from omipacs.clinical.nbss import parse_record
 from omipacs.demo.generate import plan_demo
 from omipacs.services import Services
 from tests.clinical import synth
