@@ -44,7 +44,8 @@ from omipacs import __version__
 from omipacs.access.models import Licence
 from omipacs.access.policy import grant_of, licence_visibility
 from omipacs.access.scopes import SOP_CLASSES, Scope, format_scopes
-from omipacs.clinical.models import Client, Cohort
+from omipacs.clinical.models import Client
+from omipacs.cohorts.models import Cohort
 from omipacs.deid.profile import OMIPACS_OPTIONS
 from omipacs.errors import BadRequest, NotFound
 from omipacs.export.destination import NO_LIMIT, Destination, RateLimit

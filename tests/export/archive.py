@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from omipacs.access import admin
 from omipacs.bootstrap import open_archive
-from omipacs.clinical.models import Client, Cohort, CohortMember, Density, Episode
+from omipacs.clinical.models import Client, Density, Episode
+from omipacs.cohorts.models import Cohort, CohortMember
 from omipacs.config import Settings
 from omipacs.services import Services
 from tests.conftest import make_settings

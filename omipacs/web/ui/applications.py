@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from omipacs.access import requests as access_requests
 from omipacs.access.policy import Action, Role
 from omipacs.access.scopes import Scope
-from omipacs.clinical.cohorts import list_cohorts
+from omipacs.cohorts import list_cohorts
 from omipacs.errors import BadRequest
 from omipacs.web.admin import _changed
 from omipacs.web.context import decision, services

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from omipacs.access import admin
 from omipacs.access.policy import Action, Role
 from omipacs.access.scopes import parse_scopes
-from omipacs.clinical.cohorts import list_cohorts
+from omipacs.cohorts import list_cohorts
 from omipacs.errors import BadRequest
 from omipacs.web.admin import _changed
 from omipacs.web.context import services

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Response, url_for
 
 from omipacs.access.policy import Action
-from omipacs.query.images import StudyImage
+from omipacs.annotations.study_images import StudyImage
 from omipacs.retrieve.locate import locate
 from omipacs.web.context import restriction, services
 from omipacs.web.ui import licence

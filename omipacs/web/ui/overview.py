@@ -2,7 +2,7 @@
 
 The brochure's three tables come from :func:`omipacs.clinical.stats.stats` (the tally:
 cheap at any size) and are drawn with the page; each distribution
-(:mod:`omipacs.clinical.distributions`) is a grouped query over the index, so it is
+(:mod:`omipacs.annotations.distributions`) is a grouped query over the index, so it is
 fetched by the page afterwards (htmx) from its own endpoint and kept for
 :data:`CACHE_SECONDS` per licence. Every chart has its numbers as a table (for screen
 readers and for copying) and as CSV (``/ui/charts/<name>.csv``); the browser exports
@@ -20,8 +20,8 @@ from flask import Response
 
 from omipacs.access.policy import Action
 from omipacs.access.scopes import Scope
-from omipacs.clinical import distributions
-from omipacs.clinical.distributions import Distribution
+from omipacs.annotations import distributions
+from omipacs.annotations.distributions import Distribution
 from omipacs.clinical.models import Client
 from omipacs.clinical.stats import StatsTable, stats
 from omipacs.errors import NotFound

@@ -2,7 +2,7 @@
 pixels, and releasing or purging it (curators and admins: the ``ingest`` action).
 
 A held file is the one received, identifiable (see :mod:`omipacs.ingest.quarantine`):
-the page shows only the allow-listed header summary of :mod:`omipacs.ingest.review` and
+the page shows only the allow-listed header summary of :mod:`omipacs.retrieve.review` and
 the rendered pixels, which the curator must see to judge them. The preview is served
 with ``Cache-Control: no-store`` (no browser or proxy keeps a copy) and, like every
 request, leaves an audit record naming who looked at which entry; so do a release and
@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from omipacs.access.policy import Action, Role
 from omipacs.errors import BadRequest, NotFound
 from omipacs.ingest.quarantine import Quarantine, QuarantineEntry
-from omipacs.ingest.review import PREVIEW_SIDE, frames_of, header_summary, preview
+from omipacs.retrieve.review import PREVIEW_SIDE, frames_of, header_summary, preview
 from omipacs.web.context import services
 from omipacs.web.ui import forms
 from omipacs.web.ui.blueprint import page, render

@@ -20,7 +20,7 @@ from omipacs.index.models import Instance
 from omipacs.ingest.origin import IngestOrigin, OriginKind
 from omipacs.ingest.quarantine import Quarantine
 from omipacs.ingest.result import IngestOutcome
-from omipacs.ingest.review import preview
+from omipacs.retrieve.review import preview
 from tests.conftest import run_cli
 from tests.web.access_fixture import AccessArchive
 from tests.web.ui.conftest import csrf_of, sign_in

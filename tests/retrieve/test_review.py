@@ -19,7 +19,7 @@ from omipacs.errors import BadRequest, NotFound
 from omipacs.ingest.origin import IngestOrigin, OriginKind
 from omipacs.ingest.quarantine import Quarantine
 from omipacs.ingest.result import IngestOutcome
-from omipacs.ingest.review import header_summary, preview
+from omipacs.retrieve.review import header_summary, preview
 from omipacs.services import Services
 
 SITE = IngestOrigin(OriginKind.DIMSE, ae_title="SITE_A", deidentify=True)

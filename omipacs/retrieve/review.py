@@ -11,7 +11,7 @@ since that is what the curator must judge.
 
 The frame's bytes are located with the same frame table ingest computes
 (:func:`omipacs.dicom.frames.frame_table`) and decoded by
-:func:`omipacs.retrieve.pixels.decode_frame`, within the process's decode slots.
+:func:`omipacs.dicom.pixels.decode_frame`, within the process's decode slots.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pydicom.uid import UID
 
 from omipacs.dicom.frames import frame_table, number_of_frames
 from omipacs.dicom.parse import ParsedFile, parse_file
+from omipacs.dicom.pixels import decode_frame
 from omipacs.errors import BadRequest, NotAcceptable, NotFound
-from omipacs.retrieve.pixels import decode_frame
 from omipacs.retrieve.render import MAX_VIEWPORT_SIDE, render_frame
 
 PREVIEW_SIDE: Final = 1024
