@@ -331,6 +331,10 @@ class OidcSettings:
     so ``audience`` is set to it too)."""
 
 
+MAX_AUTH_CACHE_SECONDS = 10.0
+"""The longest ``[auth] cache_seconds`` allowed."""
+
+
 @dataclass(frozen=True)
 class AuthSettings:
     """Who may use the archive over HTTP (see docs/access.md)."""
@@ -339,12 +343,19 @@ class AuthSettings:
     """``token``: every request needs ``Authorization: Bearer``; ``none``: a single-user
     local install (the demo), refused on a non-loopback address."""
     cache_seconds: float = 2.0
-    """How long a resolved token is reused: revocations take effect within this time."""
+    """How long a resolved token is reused by one process: a revocation, a suspension or
+    a disabled user takes effect in every process within this time (at most
+    :data:`MAX_AUTH_CACHE_SECONDS`, so that it is always a matter of seconds)."""
     oidc: OidcSettings = field(default_factory=OidcSettings)
 
     def __post_init__(self) -> None:
         if self.mode not in ("token", "none"):
             raise ConfigurationError(f"auth.mode: expected token or none, got {self.mode!r}")
+        if not 0 <= self.cache_seconds <= MAX_AUTH_CACHE_SECONDS:
+            raise ConfigurationError(
+                f"auth.cache_seconds: expected 0 to {MAX_AUTH_CACHE_SECONDS:g} seconds (how long "
+                f"a revoked token or a suspended licence may still work), got {self.cache_seconds}"
+            )
         if self.oidc.issuer and not (self.oidc.audience and self.oidc.jwks_url):
             raise ConfigurationError("auth.oidc: issuer needs audience and jwks_url")
 

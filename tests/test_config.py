@@ -40,6 +40,9 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         "[nosuch]\nx = 1\n",
         "[dimse]\nbogus = 1\n",
         "[dimse]\nallow_any_peer = 'maybe'\n",
+        # A revoked token must stop working within seconds in every process.
+        "[auth]\ncache_seconds = 3600\n",
+        "[auth]\ncache_seconds = -1\n",
         "not toml [",
     ],
 )

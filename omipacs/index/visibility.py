@@ -16,7 +16,7 @@ even as a number.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, literal, select, true
@@ -34,6 +34,11 @@ class Visibility:
 
     study: ColumnElement[bool] | None = None
     instance: InstanceCondition | None = None
+    _at: dict[Level, ColumnElement[bool] | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """Conditions already built by :meth:`at` (SQL expressions are immutable, and a
+    licence's visibility is reused for every request made under it)."""
 
     def series_condition(self, series: Any) -> ColumnElement[bool]:
         """``series`` (the table or an alias) has at least one visible instance."""
@@ -51,6 +56,11 @@ class Visibility:
     def at(self, level: Level) -> ColumnElement[bool] | None:
         """The condition on a row of ``level`` joined with its parents (``Study``,
         ``Series``, ``Instance`` unaliased), or None when everything is visible."""
+        if level not in self._at:
+            self._at[level] = self._build(level)
+        return self._at[level]
+
+    def _build(self, level: Level) -> ColumnElement[bool] | None:
         if level == "patient":
             # A patient is visible through a visible study.
             inner = self.at("study")

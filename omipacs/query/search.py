@@ -21,7 +21,8 @@ of lower levels) sees only the visible instances.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,32 +134,60 @@ def _aggregate(attr: Attribute, anchor: Level, visible: InstanceCondition | None
 
 def _columns(
     attr: Attribute, level: Level, visible: InstanceCondition | None
-) -> tuple[list[Any], bool]:
-    """Expressions to select for ``attr`` at ``level``, and whether they are aggregates."""
+) -> tuple[list[Any], bool, Hashable]:
+    """Expressions to select for ``attr`` at ``level``, whether they are aggregates, and
+    what they compute (two attributes computing the same thing share one expression)."""
     if attr.constant is not None:
-        return [], False
+        return [], False, None
     if attr.count is not None:
-        return [matching.count_expression(attr, visible)], False
+        return [matching.count_expression(attr, visible)], False, ("count", attr.level, attr.count)
     if attr.items:
-        return [path[-1].column for path in leaves(attr)], False
+        return [path[-1].column for path in leaves(attr)], False, None
     anchor = shallower(level, attr.level)
     if rank(attr.source) <= rank(anchor):
-        return [attr.column], False
-    return [_aggregate(attr, anchor, visible)], True
+        return [attr.column], False, ("column", attr.column)
+    # ModalitiesInStudy and Modality asked for at study level (as OHIF does) are the same
+    # list of the study's modalities: computed once.
+    return [_aggregate(attr, anchor, visible)], True, ("aggregate", attr.column, anchor)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The select list of a search, joined with the row's parents; built once for each
+    level, set of returned attributes and instance condition, and reused."""
+
+    base: Select[Any]
+    outputs: tuple[_Output, ...]
+
+
+@functools.lru_cache(maxsize=512)
 def _plan(
-    query: QidoQuery, visible: InstanceCondition | None
-) -> tuple[list[Any], list[_Output]]:
+    level: Level, fields: tuple[Attribute, ...], visible: InstanceCondition | None
+) -> _Plan:
+    """The columns of a search at ``level`` returning ``fields``.
+
+    Cached: the expressions depend only on the arguments (never on matching values),
+    and building them (fresh aliases for every correlated subquery, each visible-instance
+    condition) cost more than running the query's index lookups. A licence's condition
+    is built once per licence grant (:func:`omipacs.access.policy.licence_visibility`),
+    so its plans are reused like the whole archive's.
+    """
     exprs: list[Any] = []
     outputs: list[_Output] = []
-    for attr in query.fields:
-        cols, aggregated = _columns(attr, query.level, visible)
-        outputs.append(_Output(attr, len(exprs), len(cols), aggregated))
-        exprs.extend(cols)
+    computed: dict[Hashable, tuple[int, int]] = {}
+    for attr in fields:
+        cols, aggregated, what = _columns(attr, level, visible)
+        if what is not None and what in computed:
+            start, width = computed[what]
+        else:
+            start, width = len(exprs), len(cols)
+            exprs.extend(cols)
+            if what is not None:
+                computed[what] = (start, width)
+        outputs.append(_Output(attr, start, width, aggregated))
     if not exprs:  # pragma: no cover - the unique key is always returned
         exprs.append(literal(1))
-    return exprs, outputs
+    return _Plan(_base(select(*exprs), level), tuple(outputs))
 
 
 def _format(row: Sequence[Any], outputs: Sequence[_Output]) -> dict[str, Any]:
@@ -173,9 +202,11 @@ def _format(row: Sequence[Any], outputs: Sequence[_Output]) -> dict[str, Any]:
     return dict(sorted(out.items()))
 
 
+@functools.lru_cache(maxsize=256)
 def _check_restrict(restrict: ColumnElement[bool], level: Level) -> None:
     """Refuse a restriction on tables the query does not join: it would be a cross
-    join, and a single row passing it would let every row through."""
+    join, and a single row passing it would let every row through. (Checked once for
+    each condition: a licence's is reused for every request under it.)"""
     allowed = set(_TABLES[level])
     froms = select(literal(1)).where(restrict).get_final_froms()
     foreign = [f for f in froms if f not in allowed]
@@ -219,10 +250,10 @@ def search(
     """
     dialect = session.get_bind().dialect.name
     conds = where(query, dialect=dialect, restrict=restrict)
-    exprs, outputs = _plan(query, restrict.instance if restrict is not None else None)
+    plan = _plan(query.level, query.fields, restrict.instance if restrict is not None else None)
+    outputs = plan.outputs
     stmt = (
-        _base(select(*exprs), query.level)
-        .where(*conds)
+        plan.base.where(*conds)
         .order_by(*_order(query, dialect))
         .limit(query.limit + 1)
         .offset(query.offset)

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,10 +21,86 @@ def free_port() -> int:
 
 def peak_rss_mib(pid: int) -> float:
     """Peak resident set size (VmHWM) of a live process, MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return _status_kib(pid, "VmHWM:") / 1024
+
+
+def _status_kib(pid: int, field: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0.0
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (the server's gunicorn arbiter, its workers, the
+    SCP processes), read from /proc."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
+
+
+def _pss_kib(pid: int) -> float:
+    """Proportional set size: shared pages split among the processes sharing them, so
+    the sum over a pre-forked server is what it really holds."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0.0
+
+
+class TreeMemory:
+    """Samples the memory of a server's whole process tree on a thread.
+
+    A pre-forked server's memory is spread over processes that come and go (gunicorn
+    replaces a worker that dies), so the peak of one process's VmHWM says little: this
+    records the peak of the tree's summed PSS and RSS, and the largest VmHWM of any
+    process seen.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.pid, self.interval = pid, interval
+        self.peak_pss_mib = self.peak_rss_mib = self.peak_process_mib = 0.0
+        self.processes: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        pids = process_tree(self.pid)
+        self.processes.update(pids)
+        self.peak_pss_mib = max(self.peak_pss_mib, sum(map(_pss_kib, pids)) / 1024)
+        self.peak_rss_mib = max(
+            self.peak_rss_mib, sum(_status_kib(p, "VmRSS:") for p in pids) / 1024
+        )
+        self.peak_process_mib = max(
+            [self.peak_process_mib, *(_status_kib(p, "VmHWM:") / 1024 for p in pids)]
+        )
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> TreeMemory:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sample()
 
 
 def write_config(

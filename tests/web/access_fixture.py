@@ -101,30 +101,43 @@ def _mark_sr(services: Services, root: Path) -> str:
 
 
 def build_for(
-    request: Any, tmp_path_factory: Any, name: str, peers: tuple[Peer, ...] = ()
+    request: Any,
+    tmp_path_factory: Any,
+    name: str,
+    peers: tuple[Peer, ...] = (),
+    *,
+    workers: int = 1,
+    cache_seconds: float = 0.5,
 ) -> Iterator[AccessArchive]:
     """:func:`build` for a fixture parametrised by backend ("sqlite" or "postgresql")."""
     root: Path = tmp_path_factory.mktemp(f"{name}-{request.param}")
     url = "" if request.param == "sqlite" else create_database(
         request.getfixturevalue("postgres")
     )
-    yield from build(root, url, request.param, peers)
+    yield from build(root, url, request.param, peers, workers=workers,
+                     cache_seconds=cache_seconds)
 
 
 def build(
-    root: Path, db_url: str, backend: str, peers: tuple[Peer, ...] = ()
+    root: Path,
+    db_url: str,
+    backend: str,
+    peers: tuple[Peer, ...] = (),
+    *,
+    workers: int = 1,
+    cache_seconds: float = 0.5,
 ) -> Iterator[AccessArchive]:
     """Build the archive on ``db_url``, serve it on a real socket, yield, stop.
 
     ``peers`` are added to the DIMSE allow-list (the SCP itself is the test's to start).
+    One HTTP worker by default: the checks expect an admin change to act "at once in
+    this process"; other workers see it within ``cache_seconds``.
     """
     base_settings: Settings = make_settings(root, db_url)
-    # One HTTP worker: the checks below expect an admin change to act "at once in this
-    # process"; other workers see it within cache_seconds.
     settings = dataclasses.replace(
         base_settings,
-        auth=AuthSettings(mode="token", cache_seconds=0.5),
-        http=dataclasses.replace(base_settings.http, workers=1),
+        auth=AuthSettings(mode="token", cache_seconds=cache_seconds),
+        http=dataclasses.replace(base_settings.http, workers=workers),
         dimse=dataclasses.replace(base_settings.dimse, peers=base_settings.dimse.peers + peers),
     )
     services = open_archive(settings)
