@@ -1,0 +1,287 @@
+"""The index at OMI-DB size: query latency and C-STORE ingest as the index grows.
+
+For each scale (a fraction of 470k clients / 1.3 M studies / 7 M instances, rows
+synthesised by tests/benchmarks/bigindex.py on a private PostgreSQL under /tmp) it
+starts ``omipacs serve`` on that index and measures, through the real server:
+
+* OHIF's study list (``/studies?limit=101&includefield=00081030,00080060``): a list;
+* a client's studies by PatientID: a lookup;
+* studies in a one-month StudyDate range: a list;
+* the mammography instance filters (ImageLaterality + ViewPosition +
+  PresentationIntentType + Manufacturer) on ``/instances``: a list;
+* ``includefield=all`` on a client's studies: a lookup;
+* series ``/metadata`` (served from the index's stored DICOM JSON, no blob read): a lookup;
+* C-STORE ingest rate (4 associations, dcmtk ``storescu``, small MG files stored as
+  received) into the filled index, against the rate into an empty index in the same run.
+
+Lookups pick a different client / series each time (so no result is cached), lists are
+the same request repeated. Targets: lookups grow ≤ 1.2× and lists ≤ 2× for 10× the data;
+ingest into the full index ≥ 0.9× of the empty one.
+
+``--sqlite`` also copies the imaging tables of each scale into a SQLite index and times
+the study list there: the embedded default's limit.
+
+Usage: python tests/benchmarks/bench_index.py [--scales 0.01 0.1] [--sqlite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pydicom
+import requests
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from omipacs.demo import factory  # noqa: E402
+from omipacs.index import db  # noqa: E402
+from tests.benchmarks.bigindex import Size, _libpq, fill  # noqa: E402
+from tests.benchmarks.common import free_port, start_omipacs, stop, write_config  # noqa: E402
+from tests.pg import PostgresServer, create_database  # noqa: E402
+
+OHIF_STUDY_LIST = {"limit": "101", "offset": "0", "fuzzymatching": "false",
+                   "includefield": "00081030,00080060"}
+MAMMO_FILTER = {"ImageLaterality": "L", "ViewPosition": "CC",
+                "PresentationIntentType": "FOR PRESENTATION", "Manufacturer": "HOLOGIC, Inc.",
+                "limit": "101"}
+REPEAT = 15
+
+
+def _ms(samples: list[float]) -> tuple[float, float]:
+    """p50 and p95 in milliseconds."""
+    samples = sorted(samples)
+    p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
+    return statistics.median(samples) * 1000, p95 * 1000
+
+
+def _time(fn: Callable[[int], None], n: int = REPEAT) -> tuple[float, float]:
+    fn(0)  # warm the connection pool and the plan cache
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        fn(i + 1)
+        out.append(time.perf_counter() - t0)
+    return _ms(out)
+
+
+def _get(url: str, params: dict[str, str] | None = None, want: int = 200) -> bytes:
+    r = requests.get(url, params=params, timeout=600)
+    if r.status_code != want:
+        raise RuntimeError(f"{url} {params}: {r.status_code} {r.text[:200]}")
+    return r.content
+
+
+def _samples(url: str, n: int) -> tuple[list[str], list[tuple[str, str]]]:
+    """Patient IDs and (study, series) UIDs to look up, chosen at random."""
+    rng = random.Random(1)
+    with psycopg.connect(_libpq(url)) as conn:
+        n_patients = int(conn.execute("SELECT max(pk) FROM patient").fetchone()[0])  # type: ignore[index]
+        n_series = int(conn.execute("SELECT max(pk) FROM series").fetchone()[0])  # type: ignore[index]
+        patients = [r[0] for r in conn.execute(
+            "SELECT patient_id FROM patient WHERE pk = ANY(%s)",
+            (rng.sample(range(1, n_patients + 1), min(n, n_patients)),))]
+        series = [(r[0], r[1]) for r in conn.execute(
+            "SELECT st.study_instance_uid, se.series_instance_uid"
+            " FROM series se JOIN study st ON st.pk = se.study_pk WHERE se.pk = ANY(%s)",
+            (rng.sample(range(1, n_series + 1), min(n, n_series)),))]
+    return patients, series
+
+
+def measure_queries(base: str, url: str) -> dict[str, tuple[float, float]]:
+    patients, series = _samples(url, REPEAT + 1)
+    out = {}
+    out["study list (OHIF)"] = _time(lambda _i: _get(f"{base}/studies", OHIF_STUDY_LIST))
+    out["PatientID"] = _time(lambda i: _get(
+        f"{base}/studies", {"PatientID": patients[i], "includefield": "00081030,00080060"}))
+    out["StudyDate month"] = _time(lambda _i: _get(
+        f"{base}/studies", {"StudyDate": "20150301-20150331", "limit": "101",
+                            "includefield": "00081030,00080060"}))
+    out["mammo instance filter"] = _time(lambda _i: _get(f"{base}/instances", MAMMO_FILTER))
+    out["includefield=all (client)"] = _time(lambda i: _get(
+        f"{base}/studies", {"PatientID": patients[i], "includefield": "all"}))
+    out["includefield=all (list)"] = _time(lambda _i: _get(
+        f"{base}/studies", {"limit": "101", "includefield": "all"}))
+    out["series /metadata"] = _time(lambda i: _get(
+        f"{base}/studies/{series[i][0]}/series/{series[i][1]}/metadata"))
+    return out
+
+
+KINDS = {"study list (OHIF)": "list", "PatientID": "lookup", "StudyDate month": "list",
+         "mammo instance filter": "list", "includefield=all (client)": "lookup",
+         "includefield=all (list)": "list", "series /metadata": "lookup"}
+
+
+def make_ingest_files(out: Path, n: int) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(n):
+        lat, view = [("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO")][i % 4]
+        ds = factory.make_mammo(laterality=lat, view=view, rows=256, columns=208,
+                                processed=i % 2 == 0, rng=i)
+        path = out / f"mg{i}.dcm"
+        factory.save(ds, path)
+        files.append(path)
+    return files
+
+
+def store(files: list[Path], port: int, parallel: int = 4) -> float:
+    """Seconds to send ``files`` with ``storescu`` over ``parallel`` associations."""
+    groups = [files[i::parallel] for i in range(parallel)]
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(["storescu", "-aet", "STORESCU", "-aec", "OMIPACS", "127.0.0.1",
+                               str(port), *map(str, g)], stderr=subprocess.PIPE, text=True)
+             for g in groups]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError(f"storescu failed: {err[-500:]}")
+    return time.perf_counter() - t0
+
+
+def serve(work: Path, name: str, url: str) -> tuple[subprocess.Popen[str], str, int]:
+    wd = work / name
+    wd.mkdir()
+    key = wd / "deid.key"
+    key.write_text(secrets.token_hex(32) + "\n")
+    dimse, http = free_port(), free_port()
+    cfg = write_config(wd, dimse, http, fsync=True, deid_key=key, database_url=url)
+    proc = start_omipacs(cfg, "--http-workers", "2")
+    return proc, f"http://127.0.0.1:{http}/dicom-web", dimse
+
+
+def ingest_rate(work: Path, name: str, url: str, files: list[Path]) -> float:
+    """Instances/s into the index at ``url`` (each file re-sent with fresh UIDs)."""
+    fresh = work / f"files-{name}"
+    fresh.mkdir()
+    copies = []
+    for i, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        ds.StudyInstanceUID = pydicom.uid.generate_uid()
+        ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        path = fresh / f"{i}.dcm"
+        ds.save_as(path)
+        copies.append(path)
+    proc, _, dimse = serve(work, f"ingest-{name}", url)
+    try:
+        store(copies[:20], dimse)  # warm-up, not timed
+        elapsed = store(copies[20:], dimse)
+    finally:
+        stop(proc)
+    return (len(copies) - 20) / elapsed
+
+
+def copy_to_sqlite(pg_url: str, sqlite_url: str) -> None:
+    """The imaging tables of ``pg_url`` in a new SQLite index (the embedded default)."""
+    engine = db.make_engine(sqlite_url)
+    db.upgrade(engine)
+    tables = ("patient", "study", "series", "instance")
+    meta = sa.MetaData()
+    meta.reflect(engine, only=tables)
+    with psycopg.connect(_libpq(pg_url)) as src, engine.begin() as dst:
+        for name in tables:
+            table = meta.tables[name]
+            cols = [c.name for c in table.columns]
+            with src.cursor(name=f"copy_{name}") as cur:
+                cur.itersize = 20000
+                cur.execute(f"SELECT {', '.join(cols)} FROM {name} ORDER BY pk")
+                while batch := cur.fetchmany(20000):
+                    dst.execute(table.insert(), [dict(zip(cols, r, strict=True)) for r in batch])
+        dst.exec_driver_sql("ANALYZE")
+    engine.dispose()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scales", type=float, nargs="+", default=[0.01, 0.1])
+    ap.add_argument("--ingest-files", type=int, default=220)
+    ap.add_argument("--sqlite", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="omipacs-bench-index-"))
+    pg = PostgresServer("-c shared_buffers=1GB -c work_mem=32MB -c max_wal_size=4GB")
+    results: dict[float, dict[str, tuple[float, float]]] = {}
+    ingest: dict[float, float] = {}
+    sqlite_list: dict[float, tuple[float, float]] = {}
+    try:
+        files = make_ingest_files(work / "files", args.ingest_files)
+        empty = create_database(pg.admin_url)
+        eng = db.make_engine(empty)
+        db.upgrade(eng)
+        eng.dispose()
+        ingest[0.0] = ingest_rate(work, "empty", empty, files)
+        print(f"C-STORE into an empty index: {ingest[0.0]:.1f} instances/s", flush=True)
+        for scale in args.scales:
+            url = create_database(pg.admin_url)
+            print(f"filling {Size.at(scale)} (scale {scale})", flush=True)
+            fill(url, scale)
+            proc, base, _ = serve(work, f"q{scale}", url)
+            try:
+                results[scale] = measure_queries(base, url)
+            finally:
+                stop(proc)
+            for name, (p50, p95) in results[scale].items():
+                print(f"  {name:<28} p50 {p50:8.1f} ms  p95 {p95:8.1f} ms", flush=True)
+            ingest[scale] = ingest_rate(work, f"s{scale}", url, files)
+            print(f"  C-STORE into it: {ingest[scale]:.1f} instances/s "
+                  f"({ingest[scale] / ingest[0.0]:.2f}x empty)", flush=True)
+            if args.sqlite:
+                lite = f"sqlite:///{work / f'lite{scale}' / 'index.sqlite'}"
+                (work / f"lite{scale}").mkdir()
+                t0 = time.perf_counter()
+                copy_to_sqlite(url, lite)
+                print(f"  copied to SQLite in {time.perf_counter() - t0:.0f} s", flush=True)
+                proc, base, _ = serve(work, f"lite-q{scale}", lite)
+                try:
+                    sqlite_list[scale] = _time(
+                        lambda _i, b=base: _get(f"{b}/studies", OHIF_STUDY_LIST), 5)
+                finally:
+                    stop(proc)
+                print(f"  SQLite study list p50 {sqlite_list[scale][0]:.1f} ms", flush=True)
+            with psycopg.connect(_libpq(pg.admin_url), autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}"')
+        report(results, ingest, sqlite_list)
+    finally:
+        pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(results: dict[float, dict[str, tuple[float, float]]], ingest: dict[float, float],
+           sqlite_list: dict[float, tuple[float, float]]) -> None:
+    scales = sorted(results)
+    lo, hi = scales[0], scales[-1]
+    growth = hi / lo
+    print(f"\nPostgreSQL index, p50 / p95 ms; growth = largest / smallest ({growth:.0f}x data)")
+    head = "".join(f"{f'{Size.at(s).studies:,} st':>20}" for s in scales)
+    print(f"{'query':<28}{'kind':>7}{head}{'growth p50':>12}{'target':>8}")
+    for name in results[lo]:
+        cells = "".join(f"{results[s][name][0]:>10.1f}/{results[s][name][1]:<9.1f}" for s in scales)
+        ratio = results[hi][name][0] / results[lo][name][0]
+        kind = KINDS[name]
+        target = 1.2 if kind == "lookup" else 2.0
+        print(f"{name:<28}{kind:>7}{cells}{ratio:>11.2f}x{'≤' + str(target) + 'x':>8}")
+    print("\nC-STORE, 4 associations, small MG files stored as received (instances/s)")
+    print(f"{'index':<28}{'rate':>10}{'vs empty':>10}")
+    for s, rate in sorted(ingest.items()):
+        label = "empty" if s == 0 else f"{Size.at(s).instances:,} instances"
+        print(f"{label:<28}{rate:>10.1f}{rate / ingest[0.0]:>9.2f}x")
+    if sqlite_list:
+        print("\nSQLite (embedded default), OHIF study list p50 / p95 ms")
+        for s, (p50, p95) in sorted(sqlite_list.items()):
+            print(f"{Size.at(s).studies:>12,} studies {p50:>10.1f} / {p95:.1f}")
+
+
+if __name__ == "__main__":
+    main()
