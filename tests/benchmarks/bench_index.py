@@ -30,6 +30,7 @@ import argparse
 import random
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -210,6 +211,8 @@ def main() -> None:
     ap.add_argument("--ingest-files", type=int, default=220)
     ap.add_argument("--sqlite", action="store_true")
     args = ap.parse_args()
+    # A stopped run still stops its PostgreSQL and deletes its data under /tmp.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     work = Path(tempfile.mkdtemp(prefix="omipacs-bench-index-"))
     pg = PostgresServer("-c shared_buffers=1GB -c work_mem=32MB -c max_wal_size=4GB")
     results: dict[float, dict[str, tuple[float, float]]] = {}
