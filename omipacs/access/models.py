@@ -112,7 +112,9 @@ class AccessRequest(Base):
 
 
 class AccessDecision(Base):
-    """One decision of the steering committee on a request, with its reason."""
+    """One step of a request's history after it was filed: a decision of the steering
+    committee with its reason, or (``resubmitted``, by the applicant) the answer to a
+    request for more information."""
 
     __tablename__ = "access_decision"
 

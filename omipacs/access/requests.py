@@ -24,6 +24,8 @@ from omipacs.access.scopes import format_scopes, parse_scopes
 from omipacs.errors import BadRequest, NotFound
 
 DECISIONS = ("approved", "approved-with-changes", "rejected", "more-information")
+RESUBMITTED = "resubmitted"
+"""The history step of an applicant's answer to a request for more information."""
 OPEN_STATES = ("submitted", "more-information")
 """States in which a request waits for the committee (or for the applicant's answer)."""
 _FIELDS = ("title", "technical_summary", "lay_summary", "patient_benefit")
@@ -79,38 +81,66 @@ def _info(session: Session, req: AccessRequest) -> RequestInfo:
     )
 
 
-def submit(session: Session, applicant_pk: int, doc: dict[str, Any]) -> RequestInfo:
-    """File a request from ``doc`` (the application form's fields)."""
+def _application(session: Session, applicant_pk: int, doc: dict[str, Any]) -> dict[str, Any]:
+    """The application form's fields from ``doc``, checked (BadRequest naming a field)."""
     if not isinstance(doc, dict):
         raise BadRequest("expected a JSON object")
-    values: dict[str, str] = {}
+    values: dict[str, Any] = {}
     for name in _FIELDS:
         value = doc.get(name)
         if not isinstance(value, str) or not value.strip():
             raise BadRequest(f"{name} is required")
         values[name] = value.strip()[:20_000]
+    values["title"] = values["title"][:256]
     types = doc.get("data_types")
     scopes = parse_scopes(types if isinstance(types, list | str) else "")
     if not scopes:
         raise BadRequest("data_types names at least one data type")
+    values["data_types"] = format_scopes(scopes)
     cohort = doc.get("cohort_id")
     if cohort is not None and not (isinstance(cohort, int) and 0 < cohort < 1 << 62):
         raise BadRequest("cohort_id must be a saved cohort's ID")
+    values["cohort_pk"] = cohort
     applicant = session.get(User, applicant_pk)
     org = doc.get("organisation")
-    req = AccessRequest(
-        applicant_pk=applicant_pk,
-        organisation=(org if isinstance(org, str) and org else applicant.organisation
-                      if applicant else "")[:128],
-        title=values["title"][:256],
-        technical_summary=values["technical_summary"],
-        lay_summary=values["lay_summary"],
-        patient_benefit=values["patient_benefit"],
-        data_types=format_scopes(scopes),
-        cohort_pk=cohort,
-        state="submitted",
-    )
+    values["organisation"] = (org if isinstance(org, str) and org else applicant.organisation
+                              if applicant else "")[:128]
+    return values
+
+
+def submit(session: Session, applicant_pk: int, doc: dict[str, Any]) -> RequestInfo:
+    """File a request from ``doc`` (the application form's fields)."""
+    req = AccessRequest(applicant_pk=applicant_pk, state="submitted",
+                        **_application(session, applicant_pk, doc))
     session.add(req)
+    session.flush()
+    return _info(session, req)
+
+
+def resubmit(
+    session: Session, request_id: int, applicant_pk: int, doc: dict[str, Any]
+) -> RequestInfo:
+    """The applicant's answer to a request for more information: the amended application
+    (the same fields as :func:`submit`) and a ``response`` to the committee.
+
+    The request goes back to ``submitted``; the response is a step of its history (kept
+    with the committee's decisions, as ``resubmitted`` by the applicant), so the
+    committee reads what was asked, what was answered and what changed in order.
+    """
+    req = session.get(AccessRequest, request_id) if 0 < request_id < 1 << 62 else None
+    if req is None or req.applicant_pk != applicant_pk:
+        raise NotFound("no such access request")
+    if req.state != "more-information":
+        raise BadRequest("only a request the committee asked more information about can be "
+                         "resubmitted")
+    response = doc.get("response") if isinstance(doc, dict) else None
+    if not isinstance(response, str) or not response.strip():
+        raise BadRequest("response is required: answer the committee's question")
+    for name, value in _application(session, applicant_pk, doc).items():
+        setattr(req, name, value)
+    session.add(AccessDecision(request_pk=req.pk, reviewer_pk=applicant_pk,
+                               decision=RESUBMITTED, reason=response.strip()[:20_000]))
+    req.state = "submitted"
     session.flush()
     return _info(session, req)
 

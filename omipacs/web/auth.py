@@ -49,6 +49,7 @@ ENDPOINT_ACTIONS: dict[str, Action] = {
     "requests.submit": Action.REQUEST_ACCESS,
     "requests.mine": Action.REQUEST_ACCESS,
     "requests.show": Action.REQUEST_ACCESS,
+    "requests.resubmit": Action.REQUEST_ACCESS,
     "requests.decide": Action.ADMIN,
     "admin.audit": Action.READ_AUDIT,
 }

@@ -50,6 +50,17 @@ def show(request_id: int) -> Response:
     return _json(info.to_dict())
 
 
+@bp.post("/<int:request_id>/resubmit")
+def resubmit(request_id: int) -> Response:
+    doc = _object()
+    principal = decision().principal
+    if principal.user_id is None:
+        raise BadRequest("requests are filed by a named user")
+    with services().write_sessions.begin() as session:
+        info = access_requests.resubmit(session, request_id, principal.user_id, doc)
+    return _json(info.to_dict())
+
+
 @bp.post("/<int:request_id>/decisions")
 def decide(request_id: int) -> Response:
     doc = _object()

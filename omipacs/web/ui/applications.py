@@ -79,9 +79,8 @@ def new_request() -> tuple[str, int]:
                   error="")
 
 
-@page("/requests", Action.REQUEST_ACCESS, methods=("POST",), endpoint="submit_request")
-def submit_request() -> Any:
-    """File the application; back to the form with the reason if it is incomplete."""
+def _application_form() -> dict[str, Any]:
+    """The application form's fields as :func:`omipacs.access.requests.submit` takes them."""
     doc: dict[str, Any] = {
         name: forms.text(name) for name in (
             "title", "organisation", "technical_summary", "lay_summary", "patient_benefit")
@@ -90,6 +89,13 @@ def submit_request() -> Any:
     cohort = forms.optional_id("cohort_id")
     if cohort is not None:
         doc["cohort_id"] = cohort
+    return doc
+
+
+@page("/requests", Action.REQUEST_ACCESS, methods=("POST",), endpoint="submit_request")
+def submit_request() -> Any:
+    """File the application; back to the form with the reason if it is incomplete."""
+    doc = _application_form()
     user = decision().principal.user_id
     try:
         if user is None:
@@ -126,9 +132,27 @@ def _show(request_id: int, error: str = "", status: int = 200) -> tuple[str, int
             "at": (d["decided_at"] or "").replace("T", " ")[:16],
         })
     open_ = info.state in access_requests.OPEN_STATES
+    mine = info.applicant == decision().principal.email
     return render("ui/requests/show.html", status, r=info, error=error, history=history,
                   scopes=SCOPE_LABELS, decisions=DECISION_LABELS, cohorts=cohorts,
-                  can_decide=_committee() and open_, notice=forms.notice())
+                  can_decide=_committee() and open_, notice=forms.notice(),
+                  can_answer=mine and info.state == "more-information")
+
+
+@page("/requests/<int:request_id>/resubmit", Action.REQUEST_ACCESS, methods=("POST",))
+def resubmit_request(request_id: int) -> BaseResponse | tuple[str, int]:
+    """The applicant's answer to the committee's question, with the amended application."""
+    user = decision().principal.user_id
+    doc = _application_form()
+    doc["response"] = forms.text("response")
+    try:
+        if user is None:
+            raise BadRequest("requests are filed by a named user")
+        with services().write_sessions.begin() as session:
+            access_requests.resubmit(session, request_id, user, doc)
+    except BadRequest as exc:
+        return _show(request_id, exc.reason, 400)
+    return forms.done("ui.access_request", "resubmitted", request_id=request_id)
 
 
 @page("/requests/<int:request_id>/decisions", Action.ADMIN, methods=("POST",))

@@ -21,6 +21,7 @@ from omipacs.web.ui.blueprint import render
 
 NOTICES: Final[dict[str, str]] = {
     "submitted": "Your request has been submitted to the steering committee.",
+    "resubmitted": "Your answer has been sent; the request waits for the committee again.",
     "decided": "The decision has been recorded.",
     "licence-created": "The licence has been created.",
     "licence-state": "The licence's state has been changed.",

@@ -141,12 +141,33 @@ def test_request_decision_licence(archive: AccessArchive) -> None:
     assert "Density and recall" in waiting and "r2@lab.example" in waiting
     show = f"/ui/requests/{request_id}"
     r = _post(committee, a, f"{show}/decisions", show, {"decision": "approved", "reason": ""})
-    assert r.status_code == 400 and "not recorded" in r.text
+    assert r.status_code == 400 and "Not recorded: reason is required" in r.text
     r = _post(committee, a, f"{show}/decisions", show,
               {"decision": "more-information", "reason": "Which vendors?"})
     assert r.status_code == 303
     mine = _get(r2, a, show).text
     assert "more information" in mine and "Which vendors?" in mine
+    # The applicant answers and amends; the request waits for the committee again.
+    assert "Answer the committee" in mine
+    assert "Answer the committee" not in _get(committee, a, show).text
+    api = f"{a.base}/api/v1/access-requests/{request_id}/resubmit"
+    answer = {"title": "Density and recall", "technical_summary": "CNN on FFDM.",
+              "lay_summary": "Spotting cancers earlier.", "patient_benefit": "Fewer missed.",
+              "data_types": ["2d"], "response": "Hologic only."}
+    assert requests.post(api, json=answer, headers=a.headers("r1"), timeout=30).status_code == 404
+    r = _post(r2, a, f"{show}/resubmit", show, [
+        ("response", "Hologic and GE only."), ("title", "Density and recall"),
+        ("technical_summary", "CNN on FFDM (Hologic, GE) to predict recall."),
+        ("lay_summary", "Teaching a computer to spot cancers earlier."),
+        ("patient_benefit", "Fewer missed cancers."), ("data_types", "2d"),
+        ("data_types", "clinical"), ("cohort_id", str(a.cohorts["C"])),
+    ])
+    assert r.status_code == 303 and "done=resubmitted" in r.headers["Location"]
+    mine = _get(r2, a, show).text
+    assert 'id="request-state">submitted' in mine and "Hologic and GE only." in mine
+    assert "CNN on FFDM (Hologic, GE)" in mine and "Answer the committee" not in mine
+    r = requests.post(api, json=answer, headers=a.headers("r2"), timeout=30)
+    assert r.status_code == 400 and "more information" in r.json()["error"]
     r = _post(committee, a, f"{show}/decisions", show, [
         ("decision", "approved"), ("reason", "Sound plan."), ("scopes", "2d"),
         ("scopes", "clinical"),
@@ -155,7 +176,8 @@ def test_request_decision_licence(archive: AccessArchive) -> None:
     mine = _get(r2, a, show).text
     licence_id = int(re.search(r"Licence (\d+) created", mine).group(1))  # type: ignore[union-attr]
     assert 'id="request-state">approved' in mine and "Sound plan." in mine
-    assert mine.index("submitted") < mine.index("more information") < mine.index("Sound plan.")
+    assert (mine.index("submitted") < mine.index("more information")
+            < mine.index("resubmitted") < mine.index("Sound plan."))
     # The licence works for the applicant through the API at once.
     url = f"{a.base}/licences/{licence_id}/dicom-web/studies"
     deadline = time.monotonic() + 10
