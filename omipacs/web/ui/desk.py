@@ -1,7 +1,8 @@
-"""The curator's desk: licences and tokens (admins only, as in the role model).
+"""The curator's desk: users, licences and tokens (admins only, as in the role model).
 
-Creating, suspending, reinstating and revoking licences, adding members, issuing and
-revoking tokens: the operations of ``omipacs licence|token`` and ``/api/v1/admin``
+Adding and disabling users, creating, suspending, reinstating and revoking licences,
+adding members, issuing and revoking tokens: the operations of
+``omipacs user|licence|token`` and ``/api/v1/admin``
 (all of them :mod:`omipacs.access.admin`). Every change drops this process's cached
 principals, so it takes effect at once here and within ``[auth] cache_seconds`` in
 other workers. A new token's secret is shown once, in the answer to the form that made
@@ -173,3 +174,49 @@ def revoke_token(token_id: int) -> BaseResponse | tuple[str, int]:
         admin.revoke_token(session, str(token_id))
     _changed()
     return forms.done("ui.tokens", "token-revoked")
+
+
+def _users_page(error: str = "", status: int = 200, form: dict[str, str] | None = None
+                ) -> tuple[str, int]:
+    with services().sessions() as session:
+        users = admin.list_users(session)
+    return render("ui/desk/users.html", status, users=users, roles=[r.value for r in Role],
+                  error=error, form=form or {}, notice=forms.notice())
+
+
+@page("/desk/users", Action.ADMIN, nav="Users", roles=ADMINS, order=69)
+def users() -> tuple[str, int]:
+    """Every user with their role; add one."""
+    return _users_page()
+
+
+@page("/desk/users", Action.ADMIN, methods=("POST",), endpoint="add_user")
+def add_user() -> BaseResponse | tuple[str, int]:
+    """Add a user (they sign in with a token issued on the tokens page, or single sign-on)."""
+    form = {k: request.form.get(k, "") for k in ("email", "role", "name", "organisation")}
+    try:
+        with services().write_sessions.begin() as session:
+            admin.add_user(session, forms.text("email", required=True, limit=254),
+                           forms.text("role", required=True, limit=16),
+                           name=forms.text("name", limit=128),
+                           organisation=forms.text("organisation", limit=128))
+    except BadRequest as exc:
+        return _users_page(exc.reason, 400, form)
+    return forms.done("ui.users", "user-added")
+
+
+@page("/desk/users/<int:user_id>/disable", Action.ADMIN, methods=("POST",))
+def disable_user(user_id: int) -> BaseResponse | tuple[str, int]:
+    """Disable a user and revoke their tokens (after confirmation)."""
+    with services().sessions() as session:
+        email = admin.find_user(session, user_id).email
+    if not forms.confirmed():
+        return forms.confirmation(
+            f"Disable {email}",
+            f"Disable {email}? Every token they hold is revoked at once and they can no "
+            "longer sign in.",
+            url_for("ui.disable_user", user_id=user_id), "Disable the user", url_for("ui.users"))
+    with services().write_sessions.begin() as session:
+        admin.disable_user(session, user_id)
+    _changed()
+    return forms.done("ui.users", "user-disabled")

@@ -23,6 +23,8 @@ NOTICES: Final[dict[str, str]] = {
     "submitted": "Your request has been submitted to the steering committee.",
     "resubmitted": "Your answer has been sent; the request waits for the committee again.",
     "decided": "The decision has been recorded.",
+    "user-added": "The user has been added; issue them a token to sign in with.",
+    "user-disabled": "The user has been disabled and their tokens revoked.",
     "licence-created": "The licence has been created.",
     "licence-state": "The licence's state has been changed.",
     "member-added": "The user may now work under this licence.",

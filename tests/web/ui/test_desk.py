@@ -62,6 +62,7 @@ def test_who_may_open_which_page(archive: AccessArchive) -> None:
         "/ui/desk/licences": {"admin": 200, "curator": 403, "r1": 403},
         f"/ui/desk/licences/{lic}": {"admin": 200, "curator": 403, "r1": 403},
         "/ui/desk/tokens": {"admin": 200, "curator": 403, "r1": 403},
+        "/ui/desk/users": {"admin": 200, "curator": 403, "r1": 403},
         "/ui/desk/quarantine": {"admin": 200, "curator": 200, "r1": 403},
         "/ui/desk/audit": {"admin": 200, "curator": 200, "r1": 403},
         "/ui/desk/releases": {"admin": 200, "curator": 200, "r1": 403},
@@ -253,6 +254,38 @@ def test_licences_and_tokens(archive: AccessArchive) -> None:
                        timeout=30).status_code != 401:
         assert time.monotonic() < deadline
         time.sleep(0.2)
+
+
+def test_users(archive: AccessArchive) -> None:
+    a = archive
+    browser = sign_in(a, "admin")
+    r = _post(browser, a, "/ui/desk/users", "/ui/desk/users",
+              {"email": "not an email", "role": "researcher"})
+    assert r.status_code == 400 and "email must look like" in r.text
+    r = _post(browser, a, "/ui/desk/users", "/ui/desk/users",
+              {"email": "R3@Lab.example", "role": "researcher", "organisation": "Lab"})
+    assert r.status_code == 303 and "done=user-added" in r.headers["Location"]
+    listing = _get(browser, a, "/ui/desk/users").text
+    assert "r3@lab.example" in listing
+    after = listing.split("r3@lab.example")[1]
+    user_id = int(re.search(r"/ui/desk/users/(\d+)/disable", after).group(1))  # type: ignore[union-attr]
+    r = _post(browser, a, "/ui/desk/tokens", "/ui/desk/tokens", {"user": "r3@lab.example"})
+    token = re.search(r'readonly value="(omi_[^"]+)"', r.text).group(1)  # type: ignore[union-attr]
+    bearer = {"Authorization": f"Bearer {token}"}
+    api = f"{a.base}/api/v1/access-requests"
+    assert requests.get(api, headers=bearer, timeout=30).status_code == 200
+    disable = f"/ui/desk/users/{user_id}/disable"
+    r = _post(browser, a, disable, "/ui/desk/users", {})
+    assert r.status_code == 200 and "Disable the user" in r.text
+    assert requests.get(api, headers=bearer, timeout=30).status_code == 200
+    r = _post(browser, a, disable, "/ui/desk/users", {"confirm": "yes"})
+    assert r.status_code == 303 and "done=user-disabled" in r.headers["Location"]
+    deadline = time.monotonic() + 10
+    while requests.get(api, headers=bearer, timeout=30).status_code != 401:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert _post(sign_in(a, "curator"), a, "/ui/desk/users", "/ui/requests",
+                 {"email": "x@y.example", "role": "admin"}).status_code == 403
 
 
 def _sc_instances(a: AccessArchive) -> int:
