@@ -22,6 +22,7 @@ from omipacs.index import db
 from omipacs.index.models import Instance, Setting
 from omipacs.ingest.quarantine import Quarantine
 from omipacs.services import Services
+from omipacs.withdrawal.tombstones import Tombstones
 
 log = logging.getLogger(__name__)
 
@@ -149,4 +150,11 @@ def open_archive(
     services.extras["deid.keys"] = keys
     # Expert marks inside stored SRs (ours and viewers') are indexed as they arrive.
     services.pipeline.indexers.append(SrMarkIndexer(services.blobs))
+    if keys is not None:
+        # Withdrawn clients are refused at both checks: before de-identification
+        # records anything, and in the transaction that would index the instance.
+        tombstones = Tombstones(keys, services.sessions)
+        services.pipeline.tombstones = tombstones
+        if cleaner is not None:
+            cleaner.refuse = tombstones.refuse_client
     return services

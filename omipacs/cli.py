@@ -574,12 +574,13 @@ def build_parser() -> argparse.ArgumentParser:
     cli_dimse.register(sub)
     conformance_cli.register(sub)
 
-    from omipacs import access_cli
+    from omipacs import access_cli, cli_changes
 
     access_cli.register(sub)
     from omipacs import release_cli
 
     release_cli.register(sub)
+    cli_changes.register(sub)
     return parser
 
 

@@ -127,6 +127,18 @@ class IdentifiableInstance(OmipacsError):
     http_status = 403
 
 
+class Withdrawn(OmipacsError):
+    """The instance or record is of a client who has withdrawn from the archive (the
+    NHS national data opt-out): nothing of hers is accepted again, from any site.
+
+    C-STORE answers 0x0124 (Refused: Not Authorized) with this reason as the Error
+    Comment; STOW-RS lists the instance with that FailureReason; the message never
+    names her (docs/withdrawal.md)."""
+
+    dimse_status = DimseStatus.NOT_AUTHORIZED
+    http_status = 403
+
+
 class OutOfResources(OmipacsError):
     """Storage is full or a resource limit was reached; the sender may retry.
 

@@ -74,8 +74,10 @@ class Action(StrEnum):
     """Every licence's releases: their progress and verification (curators and admins)."""
     READ_AUDIT = "read-audit"
     """The audit trail: who did what, when, through which door (curators and admins)."""
+    READ_CHANGES = "read-changes"
+    """The change feed (what changed in the index, in order; curators and admins)."""
     ADMIN = "admin"
-    """Users, licences, tokens, access request decisions."""
+    """Users, licences, tokens, access request decisions, withdrawals."""
     CAPABILITIES = "capabilities"
     """What the server supports (no data)."""
 
@@ -170,6 +172,7 @@ _CURATOR_ACTIONS = {
     Action.REQUEST_ACCESS,
     Action.READ_AUDIT,
     Action.READ_RELEASES,
+    Action.READ_CHANGES,
     Action.CAPABILITIES,
 }
 #: The scope a researcher's licence needs for each JSON API action.

@@ -29,6 +29,7 @@ from omipacs.blobs.base import BlobStore
 from omipacs.clinical.models import Client
 from omipacs.clinical.tally import change_client, ensure_client
 from omipacs.dicom.parse import ParsedFile
+from omipacs.index.changes import ChangeKind, record_change
 from omipacs.index.models import Instance, Patient, Series, Study
 from omipacs.ingest.origin import OriginKind
 
@@ -99,8 +100,9 @@ def store_sr_marks(session: Session, sr_instance_pk: int, marks: Sequence[SrMark
     """
     if session.scalar(select(exists().where(Mark.sr_instance_pk == sr_instance_pk))):
         return 0
-    sr_uid, source_kind, patient_pk, client_id = session.execute(
-        select(Instance.sop_instance_uid, Instance.source_kind, Patient.pk, Patient.patient_id)
+    sr_uid, source_kind, patient_pk, client_id, study_uid = session.execute(
+        select(Instance.sop_instance_uid, Instance.source_kind, Patient.pk, Patient.patient_id,
+               Study.study_instance_uid)
         .join(Series, Instance.series_pk == Series.pk)
         .join(Study, Series.study_pk == Study.pk)
         .join(Patient, Study.patient_pk == Patient.pk)
@@ -149,6 +151,8 @@ def store_sr_marks(session: Session, sr_instance_pk: int, marks: Sequence[SrMark
         ))
     session.flush()
     mark_client(session, client_id, patient_pk)
+    record_change(session, ChangeKind.MARKS_CHANGED, study_uid=study_uid,
+                  sop_uid=sr_uid, client_id=client_id)
     return len(marks)
 
 
@@ -160,13 +164,27 @@ def make_current(session: Session, sr_instance_uid: str) -> int:
     rows = session.execute(
         select(Mark.sop_instance_uid, Mark.reader).where(Mark.sr_instance_uid == sr_instance_uid)
     ).all()
+    changed = 0
     for sop_uid, reader in sorted(set(rows)):
-        session.execute(
+        result = session.execute(
             update(Mark)
-            .where(Mark.sop_instance_uid == sop_uid, Mark.reader == reader)
+            .where(Mark.sop_instance_uid == sop_uid, Mark.reader == reader,
+                   Mark.current != (Mark.sr_instance_uid == sr_instance_uid))
             .values(current=Mark.sr_instance_uid == sr_instance_uid)
             .execution_options(synchronize_session=False)
         )
+        changed += int(getattr(result, "rowcount", 0) or 0)
+    if changed:
+        where = session.execute(
+            select(Study.study_instance_uid, Patient.patient_id)
+            .join(Series, Series.study_pk == Study.pk)
+            .join(Instance, Instance.series_pk == Series.pk)
+            .join(Patient, Study.patient_pk == Patient.pk)
+            .where(Instance.sop_instance_uid == sr_instance_uid)
+        ).first()
+        record_change(session, ChangeKind.MARKS_CHANGED,
+                      study_uid=where[0] if where else None, sop_uid=sr_instance_uid,
+                      client_id=where[1] if where else None)
     return len(rows)
 
 

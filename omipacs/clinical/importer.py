@@ -41,8 +41,10 @@ from omipacs.clinical.models import (
 from omipacs.clinical.nbss import DEFAULT_KEEP_FIELDS, ParsedClient, ParsedEpisode, parse_record
 from omipacs.clinical.tally import change_client, dialect_insert, ensure_client
 from omipacs.deid.keys import DeidKeys
-from omipacs.errors import InvalidRecord
+from omipacs.errors import InvalidRecord, Withdrawn
+from omipacs.index.changes import ChangeKind, lock_feed, record_change
 from omipacs.index.models import Patient
+from omipacs.withdrawal.tombstones import is_withdrawn
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +173,17 @@ def _import_one(
         return RecordResult(index, "rejected", reason=exc.reason, source=source)
     try:
         with session.begin_nested():
+            lock_feed(session)  # ordered against a withdrawal writing its tombstone
+            if is_withdrawn(session, parsed.client_id, keys):
+                log.warning("clinical record %d refused: its client has withdrawn", index)
+                raise Withdrawn(WITHDRAWN_RECORD)
             status, outcome = store_client(session, parsed, windows)
         if commit:
             session.commit()
+    except Withdrawn as exc:
+        if commit:
+            session.rollback()
+        return RecordResult(index, "rejected", reason=exc.reason, source=source)
     except SQLAlchemyError as exc:
         if commit:
             session.rollback()
@@ -184,6 +194,9 @@ def _import_one(
     report.dropped_fields += parsed.dropped_fields
     return RecordResult(index, status, parsed.client_id, "", source, len(parsed.episodes),
                         outcome)
+
+
+WITHDRAWN_RECORD = "the client of this record has withdrawn from the archive; not stored"
 
 
 def _site_pk(session: Session, code: str) -> int | None:
@@ -278,6 +291,7 @@ def store_client(
     change_client(session, client, outcome=classified.outcome.value)
     session.flush()
     link_client(session, client)
+    record_change(session, ChangeKind.CLINICAL_CHANGED, client_id=client.client_id)
     return status, client.outcome
 
 

@@ -34,7 +34,7 @@ import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
@@ -355,6 +355,10 @@ class Deidentifier:
         self.max_depth = max_depth
         self.burned_in_allow = tuple(burned_in_allow)
         self.oldest_age = oldest_age
+        self.refuse: Callable[[ClientPseudonym], None] | None = None
+        """Raises :class:`~omipacs.errors.Withdrawn` for a withdrawn client; called
+        before anything is bound or recorded in the identity map (the archive wires in
+        :meth:`omipacs.withdrawal.tombstones.Tombstones.refuse_client`)."""
 
     @classmethod
     def from_settings(
@@ -508,9 +512,13 @@ class Deidentifier:
         mask, overlay_reason = overlay_plan(header, syntax)
         reason = reason or overlay_reason
         own = self.client_for(header, site=site, patient_id_is_nhs_number=nhs_in_id)
+        if self.refuse is not None:
+            self.refuse(own)
         client, hold, pending, study_keys = self.resolve_client(
             header, own, site, allow_unlinked=allow_unlinked
         )
+        if self.refuse is not None and client != own:
+            self.refuse(client)
         offset = date_offset_days(self.keys, client.client_id)
         keeps_age = Option.RETAIN_PATIENT_CHARACTERISTICS in self.profile.options
         age = _patient_age(header) if keeps_age else None

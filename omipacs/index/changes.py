@@ -30,6 +30,7 @@ from typing import Any, Final
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from omipacs.errors import BadRequest
 from omipacs.index.models import ChangeEvent
 
 MAX_LIMIT: Final = 10_000
@@ -84,8 +85,7 @@ def record_change(
     Call it as the last write of the transaction (see the module notes on order).
     """
     kind = ChangeKind(kind)
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FEED_LOCK})
+    lock_feed(session)
     event = ChangeEvent(
         at=datetime.now(UTC).replace(tzinfo=None),
         kind=kind.value,
@@ -98,6 +98,37 @@ def record_change(
     session.add(event)
     session.flush()
     return int(event.seq)
+
+
+def parse_cursor(since: str | None, limit: str | None) -> tuple[int, int]:
+    """``since`` and ``limit`` as given to the API or the CLI, checked.
+
+    Raises
+    ------
+    BadRequest
+        Not a decimal integer, ``since`` negative or beyond any sequence number,
+        ``limit`` outside 1 to :data:`MAX_LIMIT`.
+    """
+
+    def number(name: str, text: str) -> int:
+        text = text.strip()
+        if not text.isascii() or not text.isdigit() or len(text) > 18:
+            raise BadRequest(f"{name} must be a non-negative integer")
+        return int(text)
+
+    start = 0 if since is None or since == "" else number("since", since)
+    count = 1000 if limit is None or limit == "" else number("limit", limit)
+    if not 1 <= count <= MAX_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
+    return start, count
+
+
+def lock_feed(session: Session) -> None:
+    """Take the feed's lock until the end of ``session``'s transaction (PostgreSQL; SQLite
+    writers are serialised already). Also taken by a withdrawal writing its tombstone and
+    by ingest before it checks the tombstone, so the two are ordered."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FEED_LOCK})
 
 
 def changes_since(session: Session, since: int, limit: int = 1000) -> list[Change]:

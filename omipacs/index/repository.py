@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from omipacs.index.changes import ChangeKind, record_change
 from omipacs.index.extract import InstanceFacts
 from omipacs.index.models import Base, Instance, InstanceMetadata, Patient, Series, Study
 
@@ -110,3 +111,44 @@ def add_instance(
     session.add(InstanceMetadata(instance_pk=inst.pk, **metadata))
     session.flush()
     return inst.pk
+
+
+def client_of_instance(session: Session, instance_pk: int) -> str:
+    """The (pseudonymous) patient ID an instance is filed under."""
+    found = session.scalar(
+        select(Patient.patient_id)
+        .join(Study, Study.patient_pk == Patient.pk)
+        .join(Series, Series.study_pk == Study.pk)
+        .join(Instance, Instance.series_pk == Series.pk)
+        .where(Instance.pk == instance_pk)
+    )
+    return found or ""
+
+
+def delete_instance(session: Session, instance_pk: int) -> None:
+    """Take an instance out of the index (its bytes are the caller's) and say so in the
+    change feed, in the caller's transaction."""
+    row = session.execute(
+        select(
+            Study.study_instance_uid,
+            Series.series_instance_uid,
+            Instance.sop_instance_uid,
+            Patient.patient_id,
+        )
+        .join(Series, Series.study_pk == Study.pk)
+        .join(Instance, Instance.series_pk == Series.pk)
+        .join(Patient, Study.patient_pk == Patient.pk)
+        .where(Instance.pk == instance_pk)
+    ).first()
+    if row is None:
+        return
+    session.execute(delete(InstanceMetadata).where(InstanceMetadata.instance_pk == instance_pk))
+    session.execute(delete(Instance).where(Instance.pk == instance_pk))
+    record_change(
+        session,
+        ChangeKind.INSTANCE_DELETED,
+        study_uid=row[0],
+        series_uid=row[1],
+        sop_uid=row[2],
+        client_id=row[3] or None,
+    )

@@ -30,6 +30,7 @@ from omipacs.dicom.parse import ParsedFile, parse_file
 from omipacs.dicom.uids import is_valid_uid
 from omipacs.errors import DuplicateInstance, OmipacsError, OutOfResources, Quarantined
 from omipacs.index import repository
+from omipacs.index.changes import ChangeKind, record_change
 from omipacs.index.extract import extract
 from omipacs.ingest.origin import IngestOrigin
 from omipacs.ingest.quarantine import Refile
@@ -96,6 +97,12 @@ class QuarantineSink(Protocol):
     def release_pending(self, study_keys: tuple[str, ...], refile: Refile) -> int: ...
 
 
+class WithdrawalCheck(Protocol):
+    """The withdrawal tombstone (:class:`omipacs.withdrawal.tombstones.Tombstones`)."""
+
+    def refuse(self, session: Session, client_id: str, identity_key_hash: str = "") -> None: ...
+
+
 class InstanceIndexer(Protocol):
     """Extra indexing of a newly stored instance, in the same transaction as its row.
 
@@ -127,6 +134,9 @@ class IngestPipeline:
     cleaner: HeaderCleaner | None = None
     quarantine: QuarantineSink | None = None
     indexers: list[InstanceIndexer] = field(default_factory=list)
+    tombstones: WithdrawalCheck | None = None
+    """Refuses instances of withdrawn clients, in the transaction that would index them
+    (after the change feed's lock, so a withdrawal committing meanwhile is seen)."""
 
     def check_space(self, incoming: int = 0) -> None:
         """Refuse (OutOfResources) if storing ``incoming`` more bytes would eat into the
@@ -266,6 +276,7 @@ class IngestPipeline:
                 existing = repository.find_instance(session, sop_uid)
                 if existing is None:
                     pk = repository.add_instance(session, facts, storage=storage, metadata=metadata)
+                    self._record(session, pk, result, str(facts.patient["patient_id"]))
                     for indexer in self.indexers:
                         indexer.index(session, parsed, pk)
         except IntegrityError:
@@ -285,6 +296,25 @@ class IngestPipeline:
             finally:
                 self._discard(key)
         return result
+
+    def _record(
+        self, session: Session, pk: int, result: IngestResult, sent_client: str
+    ) -> None:
+        """The change feed's event for a new instance (before the events of what is
+        indexed from it, such as its marks), then the tombstone check: the feed's lock,
+        taken first, orders the check against a withdrawal writing its tombstone."""
+        client = repository.client_of_instance(session, pk)
+        record_change(
+            session,
+            ChangeKind.INSTANCE_STORED,
+            study_uid=result.study_instance_uid,
+            series_uid=result.series_instance_uid,
+            sop_uid=result.sop_instance_uid,
+            client_id=client,
+        )
+        if self.tombstones is not None:
+            for client_id in {client, sent_client} - {""}:
+                self.tombstones.refuse(session, client_id)
 
     def _same_or_conflict(
         self,

@@ -22,11 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from omipacs.blobs.filesystem import FilesystemBlobStore
 from omipacs.filemodes import private_dir
-from omipacs.index.models import Instance, InstanceMetadata
+from omipacs.index import repository
+from omipacs.index.models import Instance
 from omipacs.services import Services
 
 
@@ -131,6 +132,5 @@ def _repair(
                     shutil.move(str(local), corrupt_dir / key)
                 else:
                     services.blobs.delete(key)
-            session.execute(delete(InstanceMetadata).where(InstanceMetadata.instance_pk == pk))
-            session.execute(delete(Instance).where(Instance.pk == pk))
+            repository.delete_instance(session, pk)
     report.repaired = True

@@ -8,7 +8,20 @@ from flask import Flask, g
 
 from omipacs.retrieve.frames import HeaderCache
 from omipacs.services import Services
-from omipacs.web import admin, api, auth, capabilities, cors, proxy, qido, requests, stow, ui, wado
+from omipacs.web import (
+    admin,
+    api,
+    auth,
+    capabilities,
+    changes,
+    cors,
+    proxy,
+    qido,
+    requests,
+    stow,
+    ui,
+    wado,
+)
 from omipacs.web.errors import register_error_handlers
 
 
@@ -33,6 +46,7 @@ def create_app(services: Services) -> Flask:
             name=f"licence_{blueprint.name}",
         )
     app.register_blueprint(api.bp, url_prefix="/api/v1")
+    app.register_blueprint(changes.bp, url_prefix="/api/v1")
     app.register_blueprint(admin.bp, url_prefix="/api/v1/admin")
     app.register_blueprint(requests.bp, url_prefix="/api/v1/access-requests")
     app.register_blueprint(ui.bp, url_prefix="/ui")

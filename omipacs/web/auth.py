@@ -52,6 +52,7 @@ ENDPOINT_ACTIONS: dict[str, Action] = {
     "requests.resubmit": Action.REQUEST_ACCESS,
     "requests.decide": Action.ADMIN,
     "admin.audit": Action.READ_AUDIT,
+    "changes.list_changes": Action.READ_CHANGES,
 }
 
 

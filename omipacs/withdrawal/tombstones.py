@@ -16,13 +16,18 @@ the settings to load them from.
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from omipacs.config import Settings
 from omipacs.deid.keys import DeidKeys, load_keys
-from omipacs.deid.pseudonyms import keyed_hex
+from omipacs.deid.pseudonyms import ClientPseudonym, keyed_hex
+from omipacs.errors import Withdrawn
 from omipacs.withdrawal.models import Withdrawal
+
+log = logging.getLogger(__name__)
 
 
 def _keys(settings_or_key: DeidKeys | Settings) -> DeidKeys:
@@ -58,3 +63,43 @@ def is_withdrawn_source(
     if identity_key_hash:
         conditions.append(Withdrawal.source_hash == source_key(keys, identity_key_hash))
     return session.scalar(select(Withdrawal.pk).where(or_(*conditions)).limit(1)) is not None
+
+
+WITHDRAWN_REASON = (
+    "the client of this instance has withdrawn from the archive (data opt-out); "
+    "nothing of hers is accepted"
+)
+"""The reason every door gives (DIMSE Error Comment, STOW-RS, import): it names nobody."""
+
+
+class Tombstones:
+    """The ingest pipeline's and de-identification's check against the tombstone.
+
+    Parameters
+    ----------
+    keys
+        The archive's de-identification keys.
+    sessions
+        Sessions for the check made before de-identification records anything.
+    """
+
+    def __init__(self, keys: DeidKeys, sessions: sessionmaker[Session] | None = None) -> None:
+        self.keys = keys
+        self.sessions = sessions
+
+    def refuse(self, session: Session, client_id: str, identity_key_hash: str = "") -> None:
+        """Raise :class:`~omipacs.errors.Withdrawn` if the client has withdrawn.
+
+        Logged without any identifier (not even the pseudonymous one).
+        """
+        if is_withdrawn_source(session, client_id, identity_key_hash, self.keys):
+            log.warning("refused data for a withdrawn client")
+            raise Withdrawn(WITHDRAWN_REASON)
+
+    def refuse_client(self, client: ClientPseudonym) -> None:
+        """:meth:`refuse` in a session of its own (de-identification, before the
+        identity map or any study binding is written)."""
+        if self.sessions is None:
+            return
+        with self.sessions() as session:
+            self.refuse(session, client.client_id, client.key_hash)
