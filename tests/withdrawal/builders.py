@@ -13,7 +13,7 @@ from pynetdicom import AE
 
 from omipacs.demo import factory
 from omipacs.demo.names import fake_patient
-from tests.ingest.doors import multipart, STOW_CT
+from tests.ingest.doors import STOW_CT, multipart
 
 MG = "1.2.840.10008.5.1.4.1.1.1.2"
 NHS_A = "9990000018"
