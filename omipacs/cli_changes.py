@@ -7,6 +7,7 @@ Registered from :mod:`omipacs.cli`; thin: parse, call :mod:`omipacs.index.change
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,43 @@ def cmd_changes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_withdraw(args: argparse.Namespace) -> int:
+    """Withdraw a client: remove her data everywhere, keep the keyed tombstone."""
+    from omipacs.bootstrap import open_archive
+    from omipacs.withdrawal.withdraw import run_withdrawal
+
+    if (args.client_id is None) == (args.nhs_number is None):
+        console.print("[red]give either CLIENT_ID or --nhs-number N[/]")
+        return 2
+    services = open_archive(_settings(args))
+    try:
+        report = run_withdrawal(
+            services,
+            client_id=args.client_id,
+            nhs_number=args.nhs_number,
+            actor=getpass.getuser(),
+            on_progress=lambda n: console.print(f"  {n} instances removed") if n % 1000 == 0
+            else None,
+        )
+    finally:
+        services.close()
+    doc = report.to_dict()
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    table = Table(title="withdrawal" + (" (already complete; checked again)"
+                                         if report.already_complete else ""))
+    table.add_column("removed")
+    table.add_column("count", justify="right")
+    for key, value in doc.items():
+        if key not in ("client_hash", "already_complete"):
+            table.add_row(key.replace("_", " "), str(value))
+    Console().print(table)
+    console.print(f"tombstone: keyed hash {report.client_hash[:16]}…; later sends for her "
+                  "are refused")
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add ``changes`` and ``withdraw`` to the ``omipacs`` subcommands."""
     p = sub.add_parser("changes", help="the change feed: what changed in the index, in order")
@@ -72,3 +110,12 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", default="1000", metavar="M", help="at most M events (1-10000)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_changes)
+
+    p = sub.add_parser("withdraw", help="withdraw a client (data opt-out): remove her data "
+                       "everywhere and refuse it from now on")
+    p.add_argument("client_id", nargs="?", metavar="CLIENT_ID", help="her client ID")
+    p.add_argument("--nhs-number", metavar="N",
+                   help="her NHS number instead (checked, hashed with the archive's key, "
+                   "never stored or logged)")
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+    p.set_defaults(func=cmd_withdraw)

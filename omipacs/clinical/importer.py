@@ -210,7 +210,7 @@ def _site_pk(session: Session, code: str) -> int | None:
 _CLINICAL_ROWS = (Episode, Event, ScreenRead, Lesion, LesionFinding, Density, ImageFeature)
 
 
-def _clear(session: Session, client_pk: int) -> None:
+def clear_client(session: Session, client_pk: int) -> None:
     """Delete a client's clinical rows, children first (no reliance on FK cascades).
 
     The deletes bypass the ORM, so loaded objects of these tables are first removed from
@@ -242,7 +242,7 @@ def store_client(
     if client.has_clinical and client.record_sha256 == digest:
         return "unchanged", client.outcome
     status: RecordStatus = "updated" if client.has_clinical else "created"
-    _clear(session, client.pk)
+    clear_client(session, client.pk)
     session.expire(client, ["episodes"])
     classified = classify_client([e.facts() for e in parsed.episodes], windows)
     rows: dict[str, Episode] = {}

@@ -289,6 +289,46 @@ class IdentityMap:
 
         return self._write(work)
 
+    def study_keys_of(self, key_hash: str, client_id: str) -> list[str]:
+        """The keyed study hashes bound to a client (by key hash or client ID)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT study_key FROM study_client WHERE key_hash = ? OR client_id = ?",
+                (key_hash, client_id),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def forget(self, key_hash: str, client_id: str) -> bool:
+        """Remove a client (a withdrawal): her row, her sites and her study bindings.
+
+        Returns whether anything was removed. The map is vacuumed afterwards, so the
+        removed rows do not linger in free pages of the file.
+        """
+        with self._lock:
+            try:
+                with self._conn:
+                    hashes = {key_hash} | {
+                        r[0] for r in self._conn.execute(
+                            "SELECT key_hash FROM client WHERE client_id = ?", (client_id,)
+                        )
+                    }
+                    removed = 0
+                    for h in hashes - {""}:
+                        for table in ("client_site", "study_client", "client"):
+                            removed += self._conn.execute(
+                                f"DELETE FROM {table} WHERE key_hash = ?", (h,)
+                            ).rowcount
+                    removed += self._conn.execute(
+                        "DELETE FROM study_client WHERE client_id = ?", (client_id,)
+                    ).rowcount
+                if removed:
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    self._conn.execute("VACUUM")
+            except sqlite3.Error as exc:
+                logger.error("identity map %s cannot be written: %s", self.path, exc)
+                raise OutOfResources("identity map cannot be written") from None
+        return removed > 0
+
     def lookup(self, key_hash: str) -> IdentityRecord | None:
         """The record for ``key_hash`` (see ``ClientPseudonym.key_hash``), or ``None``."""
         return self._fetch(client_table.c.key_hash == key_hash)

@@ -21,6 +21,7 @@ from omipacs.web import (
     stow,
     ui,
     wado,
+    withdrawals,
 )
 from omipacs.web.errors import register_error_handlers
 
@@ -47,6 +48,7 @@ def create_app(services: Services) -> Flask:
         )
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(changes.bp, url_prefix="/api/v1")
+    app.register_blueprint(withdrawals.bp, url_prefix="/api/v1")
     app.register_blueprint(admin.bp, url_prefix="/api/v1/admin")
     app.register_blueprint(requests.bp, url_prefix="/api/v1/access-requests")
     app.register_blueprint(ui.bp, url_prefix="/ui")

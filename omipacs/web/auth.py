@@ -53,6 +53,8 @@ ENDPOINT_ACTIONS: dict[str, Action] = {
     "requests.decide": Action.ADMIN,
     "admin.audit": Action.READ_AUDIT,
     "changes.list_changes": Action.READ_CHANGES,
+    "withdrawals.create": Action.ADMIN,
+    "withdrawals.index": Action.ADMIN,
 }
 
 
