@@ -38,7 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from omipacs.deid.pseudonyms import ClientPseudonym
 from omipacs.errors import ConfigurationError, OmipacsError, OutOfResources
-from omipacs.index.db import make_engine
+from omipacs.index.db import checkpoint, make_engine
 
 if TYPE_CHECKING:
     from omipacs.config import Settings
@@ -291,42 +291,37 @@ class IdentityMap:
 
     def study_keys_of(self, key_hash: str, client_id: str) -> list[str]:
         """The keyed study hashes bound to a client (by key hash or client ID)."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT study_key FROM study_client WHERE key_hash = ? OR client_id = ?",
-                (key_hash, client_id),
-            ).fetchall()
-        return [r[0] for r in rows]
+        t = study_client_table
+        with self._engine.connect() as conn:
+            return list(conn.scalars(sa.select(t.c.study_key).where(
+                sa.or_(t.c.key_hash == key_hash, t.c.client_id == client_id))))
 
     def forget(self, key_hash: str, client_id: str) -> bool:
         """Remove a client (a withdrawal): her row, her sites and her study bindings.
 
-        Returns whether anything was removed. The map is vacuumed afterwards, so the
-        removed rows do not linger in free pages of the file.
+        Returns whether anything was removed. On SQLite the deleted bytes are
+        overwritten and the write-ahead log truncated, so nothing of hers lingers in
+        free pages of the file.
         """
-        with self._lock:
-            try:
-                with self._conn:
-                    hashes = {key_hash} | {
-                        r[0] for r in self._conn.execute(
-                            "SELECT key_hash FROM client WHERE client_id = ?", (client_id,)
-                        )
-                    }
-                    removed = 0
-                    for h in hashes - {""}:
-                        for table in ("client_site", "study_client", "client"):
-                            removed += self._conn.execute(
-                                f"DELETE FROM {table} WHERE key_hash = ?", (h,)
-                            ).rowcount
-                    removed += self._conn.execute(
-                        "DELETE FROM study_client WHERE client_id = ?", (client_id,)
-                    ).rowcount
-                if removed:
-                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                    self._conn.execute("VACUUM")
-            except sqlite3.Error as exc:
-                logger.error("identity map %s cannot be written: %s", self.path, exc)
-                raise OutOfResources("identity map cannot be written") from None
+
+        def work(conn: sa.Connection) -> int:
+            if self._sqlite:
+                conn.exec_driver_sql("PRAGMA secure_delete=ON")
+            hashes = {key_hash} | set(conn.scalars(
+                sa.select(client_table.c.key_hash).where(client_table.c.client_id == client_id)
+            ))
+            hashes.discard("")
+            removed = 0
+            for table in (client_site_table, study_client_table, client_table):
+                removed += int(conn.execute(
+                    sa.delete(table).where(table.c.key_hash.in_(hashes))).rowcount or 0)
+            removed += int(conn.execute(sa.delete(study_client_table).where(
+                study_client_table.c.client_id == client_id)).rowcount or 0)
+            return removed
+
+        removed = self._write(work)
+        if removed and self._sqlite:
+            checkpoint(self._engine)
         return removed > 0
 
     def lookup(self, key_hash: str) -> IdentityRecord | None:

@@ -100,3 +100,23 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def checkpoint(engine: Engine) -> bool:
+    """SQLite: copy the write-ahead log into the database file and truncate the log.
+
+    Used after deleting what must not linger (a withdrawal), with ``secure_delete`` on
+    for the deletes: old copies of the rows would otherwise stay in the log's frames.
+    Runs outside any transaction (a reader's snapshot would stop it). Returns False when
+    other readers kept it from finishing; SQLite then completes it at a later checkpoint.
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        busy = cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        cur.close()
+    finally:
+        raw.close()
+    return not (busy and busy[0])

@@ -48,12 +48,13 @@ from omipacs.clinical.importer import clear_client
 from omipacs.clinical.models import Client, StudyLink
 from omipacs.clinical.tally import add_to_tally, key_of
 from omipacs.deid.engine import Deidentifier
-from omipacs.deid.identity import IdentityMap, identity_path
+from omipacs.deid.identity import IdentityMap, open_identity_map
 from omipacs.deid.keys import DeidKeys
 from omipacs.deid.nhs import normalise_nhs_number
 from omipacs.deid.pseudonyms import LINKED_PREFIX, UNLINKED_PREFIX, client_pseudonym
 from omipacs.errors import BadRequest, ConfigurationError, NotFound
 from omipacs.index.changes import ChangeKind, lock_feed, record_change
+from omipacs.index.db import checkpoint
 from omipacs.index.models import ChangeEvent, Instance, InstanceMetadata, Patient, Series, Study
 from omipacs.ingest.quarantine import Quarantine
 from omipacs.services import Services
@@ -352,15 +353,10 @@ def _clinical(session: Session, client_id: str, report: WithdrawalReport) -> Non
 
 
 def _checkpoint(services: Services) -> None:
-    """SQLite: fold the write-ahead log into the file and truncate it, so the deleted
-    rows' old pages are not left in the log."""
-    if services.engine.dialect.name != "sqlite":
-        return
-    with services.engine.connect() as conn:
-        busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
-        if busy is not None and busy[0]:
-            log.warning("the index's write-ahead log could not be truncated now (readers "
-                        "active); SQLite truncates it at the next checkpoint")
+    """SQLite: no old page of hers left in the write-ahead log."""
+    if not checkpoint(services.engine):
+        log.warning("the index's write-ahead log could not be truncated now (readers "
+                    "active); SQLite truncates it at a later checkpoint")
 
 
 def run_withdrawal(
@@ -389,7 +385,7 @@ def run_withdrawal(
     identity = cleaner.identity if isinstance(cleaner, Deidentifier) else None
     own = None
     if identity is None and services.settings.deid.enabled:
-        identity = own = IdentityMap(identity_path(services.settings))
+        identity = own = open_identity_map(services.settings)
     try:
         target = target_for(keys, identity, client_id=client_id, nhs_number=nhs_number)
         report = withdraw(services, keys, identity, target,
