@@ -14,8 +14,8 @@ from __future__ import annotations
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from omipacs.clinical.cohorts import members_hash
-from omipacs.clinical.models import Cohort, CohortMember
+from omipacs.cohorts.models import Cohort, CohortMember
+from omipacs.cohorts.query import members_hash
 
 AMENDED_NOTE = "Follows a client's withdrawal: she was removed from every version."
 
