@@ -103,8 +103,11 @@ def study_years(session: Session, visibility: Visibility = EVERYTHING) -> Distri
 
 
 def manufacturers(session: Session, visibility: Visibility = EVERYTHING) -> Distribution:
-    """Images by manufacturer (the images' own Manufacturer attribute)."""
-    stmt = select(Instance.manufacturer, func.count()).group_by(Instance.manufacturer)
+    """Images by manufacturer (the images' own Manufacturer attribute; images only, not
+    the structured reports and other objects stored with them)."""
+    stmt = (select(Instance.manufacturer, func.count())
+            .where(Instance.rows.is_not(None))
+            .group_by(Instance.manufacturer))
     cond = visibility.at("instance")
     if cond is not None:
         stmt = (stmt.join(Series, Instance.series_pk == Series.pk)

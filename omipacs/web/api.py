@@ -65,7 +65,7 @@ def stats_tables() -> frozenset[str]:
     return frozenset(shown)
 
 
-def _member(client_id: str) -> None:
+def require_member(client_id: str) -> None:
     """404 for a client outside the caller's licence."""
     condition = decision().client_condition(Client.client_id)
     if condition is None:
@@ -212,14 +212,14 @@ def study_marks(study: str) -> Response:
 
 @bp.get("/clients/<client_id>/timeline")
 def timeline(client_id: str) -> Response:
-    _member(client_id)
+    require_member(client_id)
     with services().sessions() as session:
         return _json(client_timeline(session, client_id).to_dict())
 
 
 @bp.get("/clients/<client_id>/priors")
 def priors(client_id: str) -> Response:
-    _member(client_id)
+    require_member(client_id)
     with services().sessions() as session:
         found = find_priors(session, client_id)
     return _json([dataclasses.asdict(p) for p in found])

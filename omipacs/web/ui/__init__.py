@@ -40,6 +40,8 @@ from __future__ import annotations
 from omipacs.web.ui import (
     applications,
     audit,
+    clients,
+    cohorts,
     desk,
     images,
     licence,
@@ -50,8 +52,8 @@ from omipacs.web.ui import (
 )
 from omipacs.web.ui.blueprint import bp
 
-VIEWS = (session, licence, overview, images, applications, desk, quarantine, audit,
-         releases)
+VIEWS = (session, licence, overview, images, cohorts, clients, applications, desk, quarantine,
+         audit, releases)
 """Modules whose import registers the dashboard's pages."""
 
 __all__ = ["VIEWS", "bp"]

@@ -99,3 +99,15 @@ def current_principal() -> Principal | None:
 def render(template: str, code: int = 200, **context: Any) -> tuple[str, int]:
     """Render a dashboard template (base.html's navigation and CSRF helpers included)."""
     return render_template(template, **context), code
+
+
+@bp.app_template_filter("outcome")
+def outcome_label(code: str | None) -> str:
+    """A case outcome code (``M``) as the brochure names it (``Malignant``)."""
+    from omipacs.clinical.codes import CaseOutcome
+    from omipacs.clinical.stats import OUTCOME_LABELS
+
+    try:
+        return OUTCOME_LABELS[CaseOutcome(code or "U")]
+    except ValueError:
+        return code or ""

@@ -39,9 +39,8 @@ _lock = threading.Lock()
 
 def _brochure(table: StatsTable) -> Distribution:
     rows = tuple((str(r["label"]), int(r["cases"])) for r in table.rows())
-    return Distribution(table.name, f"Cases with {table.title.lower()}"
-                        if table.name != "marked" else "Marked cases",
-                        "outcome", "cases", rows)
+    title = "Marked cases" if table.name == "marked" else f"Cases with {table.title}"
+    return Distribution(table.name, title, "outcome", "cases", rows)
 
 
 def available() -> list[str]:

@@ -181,7 +181,8 @@ def _sign_in(exc: Unauthorized) -> BaseResponse:
     """Not signed in (or the session's token stopped working): to the login form."""
     g.error_reason = exc.reason
     ended = SESSION_COOKIE in request.cookies
-    target = url_for("ui.login", next=request.full_path.rstrip("?"), ended=int(ended))
+    args: dict[str, Any] = {"ended": 1} if ended else {}
+    target = url_for("ui.login", next=request.full_path.rstrip("?"), **args)
     if request.headers.get("HX-Request"):
         response: BaseResponse = Response(status=401, headers={"HX-Redirect": target})
     else:

@@ -23,7 +23,8 @@
       mark: { type: "bar", tooltip: true },
       encoding: {
         y: { field: "label", type: "nominal", sort: null, title: data.category },
-        x: { field: "count", type: "quantitative", title: data.unit },
+        x: { field: "count", type: "quantitative", title: data.unit,
+             axis: { format: "~s", tickMinStep: 1 } },
         color: { value: "#2a5d9f" }
       },
       config: { view: { stroke: null }, axis: { labelLimit: 220 } }
@@ -81,5 +82,6 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
-  document.addEventListener("htmx:afterSettle", function (event) { drawAll(event.target); });
+  // An outerHTML swap replaces the element the event names: look at the whole page.
+  document.addEventListener("htmx:afterSettle", function () { drawAll(document); });
 })();
