@@ -203,6 +203,8 @@ max_client_requests = {settings.http.max_client_requests}
 [auth]
 mode = "{settings.auth.mode}"
 cache_seconds = {settings.auth.cache_seconds}
+[ui]
+ohif_url = "{settings.ui.ohif_url}"
 """
     text += "[deid]\n"
     deid = settings.deid

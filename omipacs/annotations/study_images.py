@@ -36,6 +36,9 @@ class StudyImage:
     marks: int
     """Current expert marks on it (0 when the caller may not see marks)."""
     pixels: bool
+    marked_frame: int | None = None
+    """For a multi-frame image (a tomosynthesis stack), the first frame with a mark: the
+    frame to show, since the middle slice may carry none."""
 
     @property
     def view(self) -> str:
@@ -69,19 +72,25 @@ def study_images(
         .where(Study.study_instance_uid.in_(study_uids), *([cond] if cond is not None else []))
     ).all()
     counts: dict[int, int] = {}
+    frames: dict[int, int] = {}
     if marks and rows:
         pks = [r[2] for r in rows]
-        for (pk,) in session.execute(
-            select(Mark.instance_pk).where(Mark.instance_pk.in_(pks), Mark.current.is_(True))
+        for pk, frame in session.execute(
+            select(Mark.instance_pk, Mark.frame_no)
+            .where(Mark.instance_pk.in_(pks), Mark.current.is_(True))
         ):
             if pk is not None:
                 counts[pk] = counts.get(pk, 0) + 1
+                if frame is not None:
+                    frames[pk] = min(frame, frames.get(pk, frame))
     found: dict[str, list[StudyImage]] = {uid: [] for uid in study_uids}
-    for study, series, pk, sop, sop_class, lat, view, frames, n_rows in rows:
+    for study, series, pk, sop, sop_class, lat, view, frames_of, n_rows in rows:
         if n_rows is None:
             continue  # no pixels (an SR, a presentation state)
+        n_frames = int(frames_of or 1)
+        marked = frames.get(pk) if n_frames > 1 else None
         found[study].append(StudyImage(study, series, sop, sop_class, lat or "", view or "",
-                                       int(frames or 1), counts.get(pk, 0), True))
+                                       n_frames, counts.get(pk, 0), True, marked))
     for images in found.values():
         images.sort(key=_order)
     return found

@@ -91,8 +91,10 @@ class CheckError(RuntimeError):
 # --- tooling -------------------------------------------------------------------------------
 
 
-def missing_tooling(chromium: str = CHROMIUM, dist: Path = DIST) -> list[str]:
-    """What the check needs and cannot find (empty when everything is installed)."""
+def missing_tooling(chromium: str = CHROMIUM, dist: Path | None = DIST) -> list[str]:
+    """What the check needs and cannot find (empty when everything is installed).
+
+    ``dist=None``: the browser tooling only (for checks that need no viewer build)."""
     missing = []
     if shutil.which("node") is None:
         missing.append("node (Node.js >= 20)")
@@ -100,7 +102,7 @@ def missing_tooling(chromium: str = CHROMIUM, dist: Path = DIST) -> list[str]:
         missing.append(f"Chromium at {chromium} (Debian package 'chromium')")
     if not (TOOLING / "node_modules" / "playwright-core" / "package.json").exists():
         missing.append(f"playwright-core in {TOOLING / 'node_modules'}")
-    if not (dist / "index.html").exists():
+    if dist is not None and not (dist / "index.html").exists():
         missing.append(f"the OHIF viewer build in {dist}")
     return missing
 

@@ -157,6 +157,7 @@ async function main() {
       });
       await step('curator: build a cohort', async () => {
         await page.goto(`${opts.base}/ui/cohorts`);
+        await keep(page, 'curator-cohort-builder-all');
         const before = await page.locator('#cohort-counts strong').first().getAttribute('data-clients');
         const response = page.waitForResponse((r) => r.url().includes('/ui/cohorts/results') && r.url().includes('marked=true'));
         await page.getByRole('group', { name: 'Expert marks' }).getByLabel('marked', { exact: true }).check();
