@@ -31,8 +31,8 @@ from sqlalchemy import select
 
 from omipacs.access import admin
 from omipacs.bootstrap import open_archive
-from omipacs.clinical.cohorts import CohortFilters, StudyScope, get_cohort, save_cohort
 from omipacs.clinical.models import Client
+from omipacs.cohorts import CohortFilters, StudyScope, get_cohort, save_cohort
 from omipacs.config import UiSettings
 from tests.conftest import ServerProcess, make_settings, start_server, write_config
 from tests.e2e.ohif_check import CHROMIUM, SETUP_HINT, missing_tooling

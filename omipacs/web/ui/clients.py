@@ -18,10 +18,10 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from omipacs.access.policy import Action
 from omipacs.access.scopes import Scope
+from omipacs.annotations.study_images import study_images
 from omipacs.clinical.pathology import client_pathology
 from omipacs.clinical.timeline import client_timeline
 from omipacs.errors import BadRequest
-from omipacs.annotations.study_images import study_images
 from omipacs.web.api import require_member
 from omipacs.web.context import decision, restriction, services
 from omipacs.web.proxy import base_url

@@ -20,7 +20,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from omipacs.access.policy import Action, Role, readable_cohorts
 from omipacs.access.scopes import Scope
 from omipacs.annotations.codes import FindingKind
+from omipacs.annotations.study_images import StudyImage, study_images
 from omipacs.clinical.codes import CASE_OUTCOME_ORDER, LesionDescription
+from omipacs.clinical.stats import OUTCOME_LABELS
 from omipacs.cohorts import (
     CohortFilters,
     cohort_query,
@@ -28,9 +30,7 @@ from omipacs.cohorts import (
     list_cohorts,
     save_cohort,
 )
-from omipacs.clinical.stats import OUTCOME_LABELS
 from omipacs.errors import BadRequest, NotFound
-from omipacs.annotations.study_images import StudyImage, study_images
 from omipacs.web.context import decision, restriction, services
 from omipacs.web.ui.blueprint import page, render
 from omipacs.web.ui.images import thumbnail_url
