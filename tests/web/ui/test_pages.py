@@ -14,7 +14,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from omipacs.clinical.models import Client, Cohort
+from omipacs.clinical.models import Client
+from omipacs.cohorts.models import Cohort
 from omipacs.web import auth
 from omipacs.web.app import create_app
 from tests.query.archive import uid
