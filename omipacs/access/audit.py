@@ -59,7 +59,7 @@ class AuditRecord:
     def columns(self) -> dict[str, Any]:
         """The fields as a flat dict (every value is a scalar: no deep copy needed, as
         ``dataclasses.asdict`` makes, on the request path)."""
-        return {name: getattr(self, name) for name in _FIELDS}
+        return {name: getattr(self, name) for name in FIELDS}
 
     def to_json(self) -> dict[str, Any]:
         """A JSON object (time in ISO 8601, UTC)."""
@@ -68,7 +68,8 @@ class AuditRecord:
         return doc
 
 
-_FIELDS = tuple(f.name for f in fields(AuditRecord))
+FIELDS = tuple(f.name for f in fields(AuditRecord))
+"""An audit record's fields, in order (the columns of a CSV export)."""
 
 
 class AuditLog:

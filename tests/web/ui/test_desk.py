@@ -4,6 +4,7 @@ licences and tokens, the quarantine (pixels, release, purge) and the audit trail
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 import time
@@ -369,6 +370,15 @@ def test_audit_page_filters(archive: AccessArchive) -> None:
     assert _get(curator, a, "/ui/desk/audit?door=smtp").status_code == 400
     everything = _get(curator, a, "/ui/desk/audit?door=http").text
     assert everything.count("<tr class=") > 5
+    # The same events as CSV: a header, then rows matching the filters.
+    r = _get(curator, a, "/ui/desk/audit.csv?user=r2@lab.example&outcome=denied")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in r.headers["Content-Disposition"]
+    lines = list(csv.DictReader(io.StringIO(r.text)))
+    assert lines and all(row["user_email"] == "r2@lab.example" for row in lines)
+    assert all(row["outcome"] == "denied" for row in lines)
+    assert any(row["resource"].endswith("/api/v1/admin/users") for row in lines)
+    assert _get(sign_in(a, "r1"), a, "/ui/desk/audit.csv").status_code == 403
     # Paging back: the "older" link keeps the filters.
     first = _get(curator, a, "/ui/desk/audit").text
     older = re.search(r'href="(/ui/desk/audit\?[^"]*before=\d+[^"]*)"', first)
