@@ -594,7 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # Libraries' INFO lines (highdicom: one per SR content item) drown ours.
-    for name in ("pynetdicom", "highdicom"):
+    for name in ("pynetdicom", "highdicom", "fsspec"):
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return int(args.func(args))

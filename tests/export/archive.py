@@ -68,3 +68,32 @@ def build(root: Path, db_url: str = "") -> ReleaseArchive:
             lic = admin.create_licence(s, title=name, cohort_id=c.pk, scopes=scopes, ends=ends)
             licences[name] = lic.id
     return ReleaseArchive(settings, services, licences, sr_sop, root)
+
+
+def add_image(services: Services, workdir: Path, study: str, series: str, sop: str) -> None:
+    """Ingest one more FFDM image of the query fixture's patient of ``study``."""
+    from omipacs.demo import factory
+    from tests.query.archive import _PATIENTS, ORIGIN, _study_date
+
+    ds = factory.make_mammo(
+        laterality="L", view="CC", vendor="HOLOGIC", rows=32, columns=32, rng=9,
+        study_uid=uid(study), series_uid=uid(f"{study}.{series}"),
+        sop_uid=uid(f"{study}.{series}.{sop}"), study_date=_study_date(int(study)),
+        **{**_PATIENTS[int(study)], "SeriesNumber": int(series)},
+    )
+    path = workdir / f"extra-{study}.{series}.{sop}.dcm"
+    factory.save(ds, path)
+    result = services.pipeline.ingest_file(path, ORIGIN)
+    assert result.outcome.value == "stored", result
+
+
+def delete_instances(services: Services, sops: list[str]) -> None:
+    """Take instances out of the index (as a deletion or a withdrawal does)."""
+    from sqlalchemy import delete
+
+    from omipacs.index.models import Instance, InstanceMetadata
+
+    with services.write_sessions.begin() as s:
+        pks = list(s.scalars(select(Instance.pk).where(Instance.sop_instance_uid.in_(sops))))
+        s.execute(delete(InstanceMetadata).where(InstanceMetadata.instance_pk.in_(pks)))
+        s.execute(delete(Instance).where(Instance.pk.in_(pks)))
