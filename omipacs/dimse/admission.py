@@ -14,7 +14,11 @@ EVT_REQUESTED / EVT_CONN_CLOSE notification events):
 * a pending connection is closed after ``request_timeout`` seconds without a request;
 * only associations that passed the request (allow-list included) count against
   ``max_associations``; one more is rejected as transient "local limit exceeded"
-  (PS3.8 §9.3.4: result 2, source 3, reason 2), so a sender retries.
+  (PS3.8 §9.3.4: result 2, source 3, reason 2), so a sender retries;
+* with DICOM TLS, the handshake happens in the connection's own thread, within
+  ``request_timeout``, not in the thread that accepts connections: pynetdicom's
+  ``get_request`` handshakes there, without a timeout, so one silent TCP connection to a
+  TLS port stopped every later association for as long as it stayed open.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import logging
 import socket
 import socketserver
+import ssl
 import threading
 import time
 from collections import Counter
@@ -128,6 +133,42 @@ class AdmittingServer(ThreadedAssociationServer):
             self.watchdog_stop.set()
         socketserver.TCPServer.shutdown(self)
         self.server_close()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection; wrap it for TLS without handshaking yet (socketserver's
+        hook, which pynetdicom overrides to handshake here, in the accepting thread)."""
+        assert self.socket is not None
+        sock, address = self.socket.accept()
+        if self.ssl_context:
+            sock = self.ssl_context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
+        return sock, address
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Handshake (TLS) in the connection's thread, then serve the association.
+
+        A peer that does not complete the handshake within ``request_timeout`` (or
+        whose certificate is refused) is closed; the watchdog also closes it when it
+        stays pending too long, which ends the handshake early.
+        """
+        if isinstance(request, ssl.SSLSocket):
+            peer = (str(client_address[0]), int(client_address[1]))
+            previous = request.gettimeout()
+            try:
+                request.settimeout(self.admission.request_timeout)
+                request.do_handshake()
+                request.settimeout(previous)
+            except (OSError, ValueError) as exc:
+                log.warning(
+                    "closing a connection from %s: TLS handshake failed (%s)",
+                    peer[0],
+                    type(exc).__name__,
+                )
+                self.admission.closed(peer)
+                self.shutdown_request(request)
+                return
+        super().finish_request(request, client_address)
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """socketserver's hook, called before a thread is started for the connection."""

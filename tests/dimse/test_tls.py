@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import ipaddress
+import socket
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,6 +136,26 @@ def test_plain_tcp_and_missing_or_wrong_certificates_are_refused(
     assert not _echo(tls_server, "SITE_A", (_client(pki, None), "localhost"))
     # A certificate signed by the CA, but not the one SITE_A is pinned to.
     assert not _echo(tls_server, "SITE_A", (_client(pki, "INTRUDER"), "localhost"))
+
+
+def test_silent_connections_do_not_stop_tls_associations(
+    tls_server: Settings, pki: dict[str, Path]
+) -> None:
+    """A TCP connection that never starts its TLS handshake holds only itself: the
+    associations after it are accepted (each SCU gives up after 10 s, so a blocked
+    server fails this test rather than hanging it)."""
+    silent = [
+        socket.create_connection(("127.0.0.1", tls_server.dimse.port), timeout=5)
+        for _ in range(3)
+    ]
+    try:
+        started = time.monotonic()
+        assert _echo(tls_server, "SITE_A", (_client(pki, "SITE_A"), "localhost"))
+        assert _echo(tls_server, "TOOL", (_client(pki, "INTRUDER"), "localhost"))
+        assert time.monotonic() - started < tls_server.dimse.request_timeout
+    finally:
+        for sock in silent:
+            sock.close()
 
 
 def test_tls_settings_go_together(tmp_path: Path, pki: dict[str, Path]) -> None:
