@@ -17,6 +17,7 @@ from omipacs.web import (
     cors,
     proxy,
     qido,
+    releases,
     requests,
     stow,
     ui,
@@ -50,6 +51,7 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(changes.bp, url_prefix="/api/v1")
     app.register_blueprint(withdrawals.bp, url_prefix="/api/v1")
     app.register_blueprint(admin.bp, url_prefix="/api/v1/admin")
+    app.register_blueprint(releases.bp, url_prefix="/api/v1")
     app.register_blueprint(requests.bp, url_prefix="/api/v1/access-requests")
     app.register_blueprint(ui.bp, url_prefix="/ui")
 

@@ -1,0 +1,77 @@
+"""``/api/v1/licences/{id}/releases`` over a real server: admins start and follow a
+release; everyone else is refused; every request is in the audit trail."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import requests
+
+from omipacs.access import admin
+from omipacs.bootstrap import open_archive
+from omipacs.config import AuthSettings
+from omipacs.web import server as web_server
+from tests.export.archive import build
+
+
+def test_admins_start_and_follow_a_release(tmp_path: Path) -> None:
+    archive = build(tmp_path)
+    with archive.services.write_sessions.begin() as s:
+        admin.add_user(s, "admin@a.example", "admin")
+        admin.add_user(s, "r1@lab.example", "researcher")
+        admin.add_member(s, archive.licences["full"], "r1@lab.example")
+        admin_token, _ = admin.create_token(s, "admin@a.example")
+        researcher_token, _ = admin.create_token(s, "r1@lab.example")
+    archive.services.close()
+    settings = dataclasses.replace(
+        archive.settings, auth=AuthSettings(mode="token"),
+        http=dataclasses.replace(archive.settings.http, workers=1),
+    )
+    server = web_server.start(settings)
+    server.wait_ready()
+    base = f"http://127.0.0.1:{settings.http.port}/api/v1/licences/{archive.licences['full']}"
+    as_admin = {"Authorization": f"Bearer {admin_token}"}
+    out = tmp_path / "out"
+    try:
+        refused = requests.post(f"{base}/releases", json={"url": str(out)}, timeout=30,
+                                headers={"Authorization": f"Bearer {researcher_token}"})
+        assert refused.status_code == 403
+        assert requests.get(f"{base}/releases", timeout=30).status_code == 401
+        bad = requests.post(f"{base}/releases", json={"to": "x"}, headers=as_admin, timeout=30)
+        assert bad.status_code == 400
+        started = requests.post(f"{base}/releases", json={"url": str(out)}, headers=as_admin,
+                                timeout=30)
+        assert started.status_code == 202, started.text
+        location = started.headers["Location"]
+        assert location.endswith("/releases/1")
+        deadline = time.monotonic() + 120
+        state = started.json()["state"]
+        while state not in ("complete", "failed") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            shown = requests.get(f"http://127.0.0.1:{settings.http.port}{location}",
+                                 headers=as_admin, timeout=30)
+            assert shown.status_code == 200
+            state = shown.json()["state"]
+        assert state == "complete"
+        doc = shown.json()
+        assert doc["files_done"] == doc["files_total"] > 0
+        assert doc["bytes_done"] == doc["bytes_total"] > 0
+        listed = requests.get(f"{base}/releases", headers=as_admin, timeout=30).json()
+        assert [r["number"] for r in listed] == [1]
+        assert requests.get(f"{base}/releases/7", headers=as_admin, timeout=30).status_code == 404
+        manifest = out / f"licence-{archive.licences['full']}" / "release-0001" / "manifest.json"
+        assert json.loads(manifest.read_text())["release"] == 1
+    finally:
+        server.close()
+    services = open_archive(settings)
+    try:
+        from omipacs.access.audit import query_events
+
+        with services.sessions() as s:
+            events = query_events(s, user="admin@a.example")
+        assert any(e.status == 202 and "/releases" in e.resource for e in events)
+    finally:
+        services.close()
