@@ -114,6 +114,11 @@ def test_apply_decide_and_release_in_chromium(
     assert decided["state"] == "approved" and "Licence" in decided["history"], report
     assert _count(a, Licence) == licences_before + 1
 
+    issued = steps["admin: licence and a new token shown once"]
+    assert issued["licence"] == "active" and issued["prefix"].startswith("omi_"), report
+    assert issued["secretLength"] >= 40 and issued["shownAgain"] is False, report
+    assert issued["licenceA11y"] == issued["tokensA11y"] == {"unlabelled": [], "noAlt": []}
+
     listed = steps["curator: quarantine list"]
     assert listed["rows"] >= 1 and entry[:8] in listed["text"]
     held = steps["curator: held pixels"]
@@ -136,7 +141,7 @@ def test_apply_decide_and_release_in_chromium(
         errors, result["failedRequests"], result["clientErrors"])
     names = {Path(p).stem for p in result["screenshots"]}
     assert {"researcher-request-form", "researcher-request-submitted", "committee-queue",
-            "committee-decided", "curator-quarantine", "curator-quarantine-entry",
-            "curator-released", "curator-audit"} <= names
+            "committee-decided", "admin-licence", "admin-token-issued", "curator-quarantine",
+            "curator-quarantine-entry", "curator-released", "curator-audit"} <= names
     for file in result["screenshots"]:
         assert Path(file).stat().st_size > 1000

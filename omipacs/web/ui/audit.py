@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Response, request, url_for
@@ -22,30 +22,12 @@ from omipacs.access.policy import Action, Role
 from omipacs.errors import BadRequest
 from omipacs.web.context import services
 from omipacs.web.ui.blueprint import page, render
+from omipacs.web.ui.forms import optional_date, optional_id
 
 PAGE = 100
 CSV_LIMIT = 100_000
 """Most events one CSV download holds (narrow the filters for more)."""
 FILTERS = ("user", "licence", "door", "action", "outcome", "since", "until", "resource")
-
-
-def _day(name: str) -> date | None:
-    value = request.args.get(name, "").strip()
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{name} must be a date (YYYY-MM-DD)") from None
-
-
-def _id(name: str) -> int | None:
-    value = request.args.get(name, "").strip()
-    if not value:
-        return None
-    if not value.isdigit() or len(value) > 18:
-        raise BadRequest(f"{name} must be a number")
-    return int(value)
 
 
 def _filter() -> AuditFilter:
@@ -55,10 +37,10 @@ def _filter() -> AuditFilter:
         raise BadRequest(f"door must be one of {', '.join(DOORS)}")
     if outcome and outcome not in OUTCOMES:
         raise BadRequest(f"outcome must be one of {', '.join(OUTCOMES)}")
-    since, until = _day("since"), _day("until")
+    since, until = optional_date("since", args), optional_date("until", args)
     return AuditFilter(
         user=args.get("user", "").strip()[:254] or None,
-        licence=_id("licence"),
+        licence=optional_id("licence", args),
         door=door or None,
         action=args.get("action", "").strip()[:32] or None,
         outcome=outcome or None,
@@ -74,11 +56,12 @@ def _filter() -> AuditFilter:
 def audit() -> tuple[str, int]:
     """A page of the audit trail, newest first; ``before`` pages back."""
     where = _filter()
+    before = optional_id("before", request.args)
     svc = services()
     if svc.audit is not None:
         svc.audit.flush(timeout=2.0)  # this process's own recent events, if still queued
     with svc.sessions() as session:
-        found = browse_events(session, where, before=_id("before"), limit=PAGE)
+        found = browse_events(session, where, before=before, limit=PAGE)
     kept: dict[str, Any] = {k: request.args[k] for k in FILTERS if request.args.get(k)}
     older = url_for("ui.audit", before=found.older, **kept) if found.older else None
     newest = url_for("ui.audit", **kept) if request.args.get("before") else None

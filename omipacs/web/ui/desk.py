@@ -17,6 +17,7 @@ from flask import request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from omipacs.access import admin
+from omipacs.access.authenticate import utcnow
 from omipacs.access.policy import Action, Role
 from omipacs.access.scopes import parse_scopes
 from omipacs.cohorts import list_cohorts
@@ -131,7 +132,8 @@ def _tokens_page(error: str = "", status: int = 200, created: tuple[str, Any] | 
         users = [u for u in admin.list_users(session) if u.active]
         licences = admin.list_licences(session)
     return render("ui/desk/tokens.html", status, tokens=tokens[::-1], users=users,
-                  licences=licences, error=error, created=created, notice=forms.notice())
+                  licences=licences, error=error, created=created, notice=forms.notice(),
+                  now=utcnow())
 
 
 @page("/desk/tokens", Action.ADMIN, nav="Tokens", roles=ADMINS, order=71)

@@ -10,6 +10,7 @@ well with a screen reader.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import Any, Final
 
@@ -55,9 +56,12 @@ def text(name: str, *, required: bool = False, limit: int = 20_000) -> str:
     return value
 
 
-def optional_date(name: str) -> date | None:
-    """A date field (YYYY-MM-DD, as ``<input type=date>`` sends it), or None when empty."""
-    value = request.form.get(name, "").strip()
+def optional_date(name: str, source: Mapping[str, str] | None = None) -> date | None:
+    """A date field (YYYY-MM-DD, as ``<input type=date>`` sends it), or None when empty.
+
+    From the posted form, or from ``source`` (``request.args`` for a filter form).
+    """
+    value = (request.form if source is None else source).get(name, "").strip()
     if not value:
         return None
     try:
@@ -66,12 +70,13 @@ def optional_date(name: str) -> date | None:
         raise BadRequest(f"{name} must be a date (YYYY-MM-DD)") from None
 
 
-def optional_id(name: str) -> int | None:
-    """A numeric ID field (a select's value), or None when empty."""
-    value = request.form.get(name, "").strip()
+def optional_id(name: str, source: Mapping[str, str] | None = None) -> int | None:
+    """A numeric ID field (a select's value), or None when empty (see :func:`optional_date`).
+    """
+    value = (request.form if source is None else source).get(name, "").strip()
     if not value:
         return None
-    if not value.isdigit() or len(value) > 12:
+    if not value.isdigit() or len(value) > 18:
         raise BadRequest(f"{name.replace('_', ' ')} must be an ID")
     return int(value)
 

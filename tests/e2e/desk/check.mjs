@@ -146,6 +146,24 @@ try {
       await shot(page, 'committee-decided');
       return { waiting, state, history };
     });
+    await step('admin: licence and a new token shown once', async () => {
+      await page.getByRole('link', { name: /^Open licence \d+$/ }).click();
+      await page.waitForURL(/\/ui\/desk\/licences\/\d+/);
+      const licence = (await page.locator('#licence-state').innerText()).trim();
+      const licenceA11y = await accessibility(page);
+      await shot(page, 'admin-licence');
+      await page.getByRole('link', { name: 'Tokens' }).click();
+      await page.getByLabel('Holder').selectOption('r2@lab.example');
+      await page.getByLabel('Label').fill('laptop');
+      await page.getByRole('button', { name: 'Issue the token' }).click();
+      const secret = await page.getByLabel('Token', { exact: true }).inputValue();
+      const tokensA11y = await accessibility(page);
+      await shot(page, 'admin-token-issued');
+      await page.getByRole('link', { name: 'Tokens' }).click();
+      const again = (await page.content()).includes(secret);
+      return { licence, licenceA11y, tokensA11y, prefix: secret.slice(0, 12),
+        secretLength: secret.length, shownAgain: again };
+    });
   });
 
   await session(browser, 'curator', opts.curatorToken, async (page) => {

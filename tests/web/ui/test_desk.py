@@ -215,6 +215,7 @@ def test_licences_and_tokens(archive: AccessArchive) -> None:
     assert "no-store" in r.headers["Cache-Control"]
     listing = _get(browser, a, "/ui/desk/tokens").text
     assert token not in listing and token[:12] in listing
+    assert "state-expired" in listing  # the fixture's expired token says so
     assert token not in _get(browser, a, page).text
     api = f"{a.base}/licences/{licence_id}/dicom-web/studies"
     bearer = {"Authorization": f"Bearer {token}"}
