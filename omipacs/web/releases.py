@@ -1,7 +1,9 @@
-"""``/api/v1/licences/{id}/releases``: a licence's releases, for admins.
+"""``/api/v1/licences/{id}/releases``: a licence's releases, started by admins and
+followed by admins and curators (as on the dashboard's releases page).
 
-Thin: parses, calls :mod:`omipacs.export`, formats. The access check (admins only) and
-the audit record are :mod:`omipacs.web.auth`'s, like every other endpoint's.
+Thin: parses, calls :mod:`omipacs.export`, formats. The access check (``admin`` to
+start one, ``read-releases`` to follow them) and the audit record are
+:mod:`omipacs.web.auth`'s, like every other endpoint's.
 """
 
 from __future__ import annotations

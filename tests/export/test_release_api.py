@@ -22,9 +22,11 @@ def test_admins_start_and_follow_a_release(tmp_path: Path) -> None:
     with archive.services.write_sessions.begin() as s:
         admin.add_user(s, "admin@a.example", "admin")
         admin.add_user(s, "r1@lab.example", "researcher")
+        admin.add_user(s, "curator@a.example", "curator")
         admin.add_member(s, archive.licences["full"], "r1@lab.example")
         admin_token, _ = admin.create_token(s, "admin@a.example")
         researcher_token, _ = admin.create_token(s, "r1@lab.example")
+        curator_token, _ = admin.create_token(s, "curator@a.example")
     archive.services.close()
     settings = dataclasses.replace(
         archive.settings, auth=AuthSettings(mode="token"),
@@ -61,6 +63,15 @@ def test_admins_start_and_follow_a_release(tmp_path: Path) -> None:
         assert doc["bytes_done"] == doc["bytes_total"] > 0
         listed = requests.get(f"{base}/releases", headers=as_admin, timeout=30).json()
         assert [r["number"] for r in listed] == [1]
+        # Curators follow releases (as on the dashboard) but do not start them.
+        as_curator = {"Authorization": f"Bearer {curator_token}"}
+        followed = requests.get(f"{base}/releases", headers=as_curator, timeout=30)
+        assert followed.status_code == 200 and followed.json() == listed
+        assert requests.post(f"{base}/releases", json={"url": str(out)}, headers=as_curator,
+                             timeout=30).status_code == 403
+        as_researcher = {"Authorization": f"Bearer {researcher_token}"}
+        assert requests.get(f"{base}/releases", headers=as_researcher,
+                            timeout=30).status_code == 403
         assert requests.get(f"{base}/releases/7", headers=as_admin, timeout=30).status_code == 404
         manifest = out / f"licence-{archive.licences['full']}" / "release-0001" / "manifest.json"
         assert json.loads(manifest.read_text())["release"] == 1
