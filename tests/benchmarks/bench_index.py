@@ -15,8 +15,11 @@ starts ``omipacs serve`` on that index and measures, through the real server:
   received) into the filled index, against the rate into an empty index in the same run.
 
 Lookups pick a different client / series each time (so no result is cached), lists are
-the same request repeated. Targets: lookups grow ≤ 1.2× and lists ≤ 2× for 10× the data;
-ingest into the full index ≥ 0.9× of the empty one.
+the same request repeated. All sizes are served at once and take turns request by
+request (and the two ingest targets batch by batch), so load from elsewhere on a shared
+machine weighs on every size alike: only the ratios are meant to be read.
+Targets: lookups grow ≤ 1.2× and lists ≤ 2× for 10× the data; ingest into the full
+index ≥ 0.9× of the empty one.
 
 ``--sqlite`` also copies the imaging tables of each scale into a SQLite index and times
 the study list there: the embedded default's limit.
@@ -27,10 +30,12 @@ Usage: python tests/benchmarks/bench_index.py [--scales 0.01 0.1] [--sqlite]
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import random
 import secrets
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -42,7 +47,6 @@ from pathlib import Path
 import psycopg
 import pydicom
 import requests
-import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -100,23 +104,43 @@ def _samples(url: str, n: int) -> tuple[list[str], list[tuple[str, str]]]:
     return patients, series
 
 
-def measure_queries(base: str, url: str) -> dict[str, tuple[float, float]]:
-    patients, series = _samples(url, REPEAT + 1)
-    out = {}
-    out["study list (OHIF)"] = _time(lambda _i: _get(f"{base}/studies", OHIF_STUDY_LIST))
-    out["PatientID"] = _time(lambda i: _get(
-        f"{base}/studies", {"PatientID": patients[i], "includefield": "00081030,00080060"}))
-    out["StudyDate month"] = _time(lambda _i: _get(
-        f"{base}/studies", {"StudyDate": "20150301-20150331", "limit": "101",
-                            "includefield": "00081030,00080060"}))
-    out["mammo instance filter"] = _time(lambda _i: _get(f"{base}/instances", MAMMO_FILTER))
-    out["includefield=all (client)"] = _time(lambda i: _get(
-        f"{base}/studies", {"PatientID": patients[i], "includefield": "all"}))
-    out["includefield=all (list)"] = _time(lambda _i: _get(
-        f"{base}/studies", {"limit": "101", "includefield": "all"}))
-    out["series /metadata"] = _time(lambda i: _get(
-        f"{base}/studies/{series[i][0]}/series/{series[i][1]}/metadata"))
-    return out
+def queries(base: str, patients: list[str],
+            series: list[tuple[str, str]]) -> dict[str, Callable[[int], bytes]]:
+    """Each measured request against the server at ``base``; ``i`` picks the sample."""
+    return {
+        "study list (OHIF)": lambda _i: _get(f"{base}/studies", OHIF_STUDY_LIST),
+        "PatientID": lambda i: _get(f"{base}/studies", {
+            "PatientID": patients[i], "includefield": "00081030,00080060"}),
+        "StudyDate month": lambda _i: _get(f"{base}/studies", {
+            "StudyDate": "20150301-20150331", "limit": "101",
+            "includefield": "00081030,00080060"}),
+        "mammo instance filter": lambda _i: _get(f"{base}/instances", MAMMO_FILTER),
+        "includefield=all (client)": lambda i: _get(
+            f"{base}/studies", {"PatientID": patients[i], "includefield": "all"}),
+        "includefield=all (list)": lambda _i: _get(
+            f"{base}/studies", {"limit": "101", "includefield": "all"}),
+        "series /metadata": lambda i: _get(
+            f"{base}/studies/{series[i][0]}/series/{series[i][1]}/metadata"),
+    }
+
+
+def measure_interleaved(
+    servers: dict[float, tuple[str, str]], n: int = REPEAT
+) -> dict[float, dict[str, tuple[float, float]]]:
+    """p50/p95 of every query on every server, the servers taking turns request by
+    request, so load from elsewhere on a shared machine falls on all sizes alike."""
+    plans = {scale: queries(base, *_samples(url, n + 1))
+             for scale, (base, url) in servers.items()}
+    times: dict[float, dict[str, list[float]]] = {s: {} for s in servers}
+    for name in plans[next(iter(plans))]:
+        for scale in servers:
+            plans[scale][name](0)  # warm-up
+        for i in range(1, n + 1):
+            for scale in servers:
+                t0 = time.perf_counter()
+                plans[scale][name](i)
+                times[scale].setdefault(name, []).append(time.perf_counter() - t0)
+    return {s: {name: _ms(v) for name, v in t.items()} for s, t in times.items()}
 
 
 KINDS = {"study list (OHIF)": "list", "PatientID": "lookup", "StudyDate month": "list",
@@ -162,10 +186,9 @@ def serve(work: Path, name: str, url: str) -> tuple[subprocess.Popen[str], str, 
     return proc, f"http://127.0.0.1:{http}/dicom-web", dimse
 
 
-def ingest_rate(work: Path, name: str, url: str, files: list[Path]) -> float:
-    """Instances/s into the index at ``url`` (each file re-sent with fresh UIDs)."""
-    fresh = work / f"files-{name}"
-    fresh.mkdir()
+def fresh_copies(files: list[Path], out: Path) -> list[Path]:
+    """``files`` with new Study/Series/SOP Instance UIDs (each ingest stores new data)."""
+    out.mkdir()
     copies = []
     for i, f in enumerate(files):
         ds = pydicom.dcmread(f)
@@ -173,36 +196,59 @@ def ingest_rate(work: Path, name: str, url: str, files: list[Path]) -> float:
         ds.SeriesInstanceUID = pydicom.uid.generate_uid()
         ds.SOPInstanceUID = pydicom.uid.generate_uid()
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        path = fresh / f"{i}.dcm"
+        path = out / f"{i}.dcm"
         ds.save_as(path)
         copies.append(path)
-    proc, _, dimse = serve(work, f"ingest-{name}", url)
+    return copies
+
+
+def ingest_interleaved(work: Path, targets: dict[float, str], files: list[Path],
+                       rounds: int = 4) -> dict[float, float]:
+    """Instances/s into each index (4 associations), in alternating batches."""
+    procs, dimse, batches = {}, {}, {}
     try:
-        store(copies[:20], dimse)  # warm-up, not timed
-        elapsed = store(copies[20:], dimse)
+        for scale, url in targets.items():
+            procs[scale], _, dimse[scale] = serve(work, f"ingest-{scale}", url)
+            copies = fresh_copies(files, work / f"files-{scale}")
+            store(copies[:20], dimse[scale])  # warm-up, not timed
+            per = (len(copies) - 20) // rounds
+            batches[scale] = [copies[20 + r * per: 20 + (r + 1) * per] for r in range(rounds)]
+        spent = dict.fromkeys(targets, 0.0)
+        for r in range(rounds):
+            for scale in targets:
+                spent[scale] += store(batches[scale][r], dimse[scale])
     finally:
-        stop(proc)
-    return (len(copies) - 20) / elapsed
+        for proc in procs.values():
+            stop(proc)
+    return {s: sum(len(b) for b in batches[s]) / spent[s] for s in targets}
 
 
-def copy_to_sqlite(pg_url: str, sqlite_url: str) -> None:
-    """The imaging tables of ``pg_url`` in a new SQLite index (the embedded default)."""
-    engine = db.make_engine(sqlite_url)
+def copy_to_sqlite(pg_url: str, path: Path) -> None:
+    """The imaging tables of ``pg_url`` in a new SQLite index at ``path`` (the embedded
+    default), copied row by row through the sqlite3 module (tuples: fast enough)."""
+    engine = db.make_engine(f"sqlite:///{path}")
     db.upgrade(engine)
-    tables = ("patient", "study", "series", "instance")
-    meta = sa.MetaData()
-    meta.reflect(engine, only=tables)
-    with psycopg.connect(_libpq(pg_url)) as src, engine.begin() as dst:
-        for name in tables:
-            table = meta.tables[name]
-            cols = [c.name for c in table.columns]
-            with src.cursor(name=f"copy_{name}") as cur:
-                cur.itersize = 20000
-                cur.execute(f"SELECT {', '.join(cols)} FROM {name} ORDER BY pk")
-                while batch := cur.fetchmany(20000):
-                    dst.execute(table.insert(), [dict(zip(cols, r, strict=True)) for r in batch])
-        dst.exec_driver_sql("ANALYZE")
     engine.dispose()
+    lite = sqlite3.connect(path)
+    lite.execute("PRAGMA synchronous=OFF")
+    try:
+        with psycopg.connect(_libpq(pg_url)) as src:
+            for name in ("patient", "study", "series", "instance"):
+                cols = [r[1] for r in lite.execute(f"PRAGMA table_info({name})")]
+                insert = (f"INSERT INTO {name} ({', '.join(cols)})"
+                          f" VALUES ({', '.join('?' for _ in cols)})")
+                with src.cursor(name=f"copy_{name}") as cur:
+                    cur.execute(f"SELECT {', '.join(cols)} FROM {name} ORDER BY pk")
+                    while batch := cur.fetchmany(50000):
+                        lite.executemany(insert, [
+                            tuple(v.isoformat(" ") if isinstance(v, dt.datetime) else
+                                  v.isoformat() if isinstance(v, dt.date) else v for v in r)
+                            for r in batch])
+                lite.commit()
+        lite.execute("ANALYZE")
+        lite.commit()
+    finally:
+        lite.close()
 
 
 def main() -> None:
@@ -215,8 +261,6 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     work = Path(tempfile.mkdtemp(prefix="omipacs-bench-index-"))
     pg = PostgresServer("-c shared_buffers=1GB -c work_mem=32MB -c max_wal_size=4GB")
-    results: dict[float, dict[str, tuple[float, float]]] = {}
-    ingest: dict[float, float] = {}
     sqlite_list: dict[float, tuple[float, float]] = {}
     try:
         files = make_ingest_files(work / "files", args.ingest_files)
@@ -224,37 +268,37 @@ def main() -> None:
         eng = db.make_engine(empty)
         db.upgrade(eng)
         eng.dispose()
-        ingest[0.0] = ingest_rate(work, "empty", empty, files)
-        print(f"C-STORE into an empty index: {ingest[0.0]:.1f} instances/s", flush=True)
+        urls = {}
         for scale in args.scales:
-            url = create_database(pg.admin_url)
+            urls[scale] = create_database(pg.admin_url)
             print(f"filling {Size.at(scale)} (scale {scale})", flush=True)
-            fill(url, scale)
-            proc, base, _ = serve(work, f"q{scale}", url)
-            try:
-                results[scale] = measure_queries(base, url)
-            finally:
+            fill(urls[scale], scale)
+        procs = []
+        try:
+            servers = {}
+            for scale, url in urls.items():
+                proc, base, _ = serve(work, f"q{scale}", url)
+                procs.append(proc)
+                servers[scale] = (base, url)
+            results = measure_interleaved(servers)
+        finally:
+            for proc in procs:
                 stop(proc)
-            for name, (p50, p95) in results[scale].items():
-                print(f"  {name:<28} p50 {p50:8.1f} ms  p95 {p95:8.1f} ms", flush=True)
-            ingest[scale] = ingest_rate(work, f"s{scale}", url, files)
-            print(f"  C-STORE into it: {ingest[scale]:.1f} instances/s "
-                  f"({ingest[scale] / ingest[0.0]:.2f}x empty)", flush=True)
-            if args.sqlite:
-                lite = f"sqlite:///{work / f'lite{scale}' / 'index.sqlite'}"
+        largest = max(urls)
+        ingest = ingest_interleaved(work, {0.0: empty, largest: urls[largest]}, files)
+        if args.sqlite:
+            for scale, url in urls.items():
                 (work / f"lite{scale}").mkdir()
+                lite = work / f"lite{scale}" / "index.sqlite"
                 t0 = time.perf_counter()
                 copy_to_sqlite(url, lite)
-                print(f"  copied to SQLite in {time.perf_counter() - t0:.0f} s", flush=True)
-                proc, base, _ = serve(work, f"lite-q{scale}", lite)
+                print(f"copied {scale} to SQLite in {time.perf_counter() - t0:.0f} s", flush=True)
+                proc, base, _ = serve(work, f"lite-q{scale}", f"sqlite:///{lite}")
                 try:
                     sqlite_list[scale] = _time(
                         lambda _i, b=base: _get(f"{b}/studies", OHIF_STUDY_LIST), 5)
                 finally:
                     stop(proc)
-                print(f"  SQLite study list p50 {sqlite_list[scale][0]:.1f} ms", flush=True)
-            with psycopg.connect(_libpq(pg.admin_url), autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}"')
         report(results, ingest, sqlite_list)
     finally:
         pg.stop()
