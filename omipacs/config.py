@@ -412,6 +412,8 @@ class ReleaseSettings:
     """Parallel transfers of one ``omipacs release create`` or ``release worker``."""
     max_bytes_per_second: int = 0
     """Cap on one process's transfer rate (0: none), to leave the uplink to others."""
+    batch_files: int = 64
+    """Most files per batch, the unit of work (and of the journal) a worker takes."""
     queue: str = ""
     """``procrastinate``: with a PostgreSQL index, release batches go through the task
     queue so ``omipacs release worker`` processes on any machine share one export;

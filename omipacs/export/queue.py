@@ -68,6 +68,7 @@ def _copy_batch_job(release_pk: int, batch: int, url: str) -> None:
     dest = Destination(url, _Worker.options)
     last = copy_batch(services, release_pk, batch, dest, threads=_Worker.threads,
                       limit=_Worker.limit)
+    log.info("copied batch %s of release %s", batch, release_pk)
     if last:
         info = finish(services, release_pk, dest)
         log.info("release %s of licence %s complete", info.number, info.licence_id)
@@ -80,7 +81,10 @@ def ensure_schema(engine: Engine, app: Any) -> None:
         found = conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar()
         if found is None:
             # procrastinate's schema is one SQL script; run it in this locked transaction.
-            conn.exec_driver_sql(app.schema_manager.get_schema())
+            # Through the driver's own cursor, with no parameters: the script holds "%".
+            raw: Any = conn.connection.driver_connection
+            with raw.cursor() as cur:
+                cur.execute(app.schema_manager.get_schema())
 
 
 def defer_batches(services: Services, release_pk: int, batches: list[int], url: str) -> None:

@@ -57,8 +57,6 @@ from omipacs.services import Services
 
 log = logging.getLogger(__name__)
 
-BATCH_FILES: Final = 64
-"""Most files per batch (the unit of work a worker takes)."""
 BATCH_BYTES: Final = 1 << 30
 """A batch closes once it holds this many bytes (one DBT may exceed it alone)."""
 MANIFEST: Final = "manifest.json"
@@ -464,11 +462,12 @@ def _plan_doc(
     counts["files"] = len(entries)
     counts["files_new"] = copied
     counts["files_unchanged"] = reused
+    batch_files = max(1, services.settings.release.batch_files)
     batches: list[list[dict[str, Any]]] = []
     current: list[dict[str, Any]] = []
     size = 0
     for e in to_copy:
-        if current and (len(current) >= BATCH_FILES or size >= BATCH_BYTES):
+        if current and (len(current) >= batch_files or size >= BATCH_BYTES):
             batches.append(current)
             current, size = [], 0
         current.append(e)
