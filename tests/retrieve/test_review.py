@@ -103,3 +103,26 @@ def test_a_failed_release_keeps_the_entry(archive: Services, tmp_path: Path) -> 
         quarantine.release(entry_id, failing)  # type: ignore[arg-type]
     assert quarantine.get(entry_id).id == entry_id
     assert quarantine.path(entry_id).exists()
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.90"])
+def test_the_preview_of_each_frame_of_a_tomosynthesis_stack(tmp_path: Path, syntax: str) -> None:
+    """Native and JPEG 2000 multi-frame objects: frame k is frame k, as /rendered shows it."""
+    from omipacs.retrieve.render import render_frame
+
+    ds = factory.make_dbt(frames=4, rows=64, columns=48, transfer_syntax=syntax)
+    path = tmp_path / "dbt.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    stack = ds.pixel_array
+    shown = []
+    for k in (1, 3, 4):
+        png = preview(path, frame=k)
+        expected = render_frame(ds, stack[k - 1], media_type="image/png", frame_index=k - 1)
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))),
+                              np.asarray(Image.open(io.BytesIO(expected))))
+        shown.append(png)
+    assert len(set(shown)) == 3
+    summary = {i.name: i.value for i in header_summary(path)}
+    assert summary["NumberOfFrames"] == "4"
+    with pytest.raises(NotFound):
+        preview(path, frame=5)
