@@ -59,7 +59,7 @@ def audit() -> tuple[str, int]:
     before = optional_id("before", request.args)
     svc = services()
     if svc.audit is not None:
-        svc.audit.flush(timeout=2.0)  # this process's own recent events, if still queued
+        svc.audit.flush(timeout=1.0)  # this process's own recent events, if still queued
     with svc.sessions() as session:
         found = browse_events(session, where, before=before, limit=PAGE)
     kept: dict[str, Any] = {k: request.args[k] for k in FILTERS if request.args.get(k)}

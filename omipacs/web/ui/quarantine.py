@@ -18,7 +18,7 @@ from flask import Response, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from omipacs.access.policy import Action, Role
-from omipacs.errors import BadRequest, NotFound
+from omipacs.errors import BadRequest, NotFound, OmipacsError
 from omipacs.ingest.quarantine import Quarantine, QuarantineEntry
 from omipacs.retrieve.review import PREVIEW_SIDE, frames_of, header_summary, preview
 from omipacs.web.context import services
@@ -60,10 +60,14 @@ def quarantine_entry(entry_id: str) -> tuple[str, int]:
     """One entry: reason, origin, header summary, the pixels, release and purge."""
     held, entry = _entry(entry_id)
     path = held.path(entry.id)
-    frames = frames_of(path)
-    frame = _frame(frames)
+    try:
+        summary, frames = header_summary(path), frames_of(path)
+    except OmipacsError as exc:  # still offered for purging: say why it cannot be shown
+        summary, frames, unreadable = [], 0, exc.reason
+    else:
+        unreadable = ""
     return render("ui/desk/quarantine_entry.html", entry=entry, held_at=held_at(entry),
-                  summary=header_summary(path), frames=frames, frame=frame)
+                  summary=summary, frames=frames, frame=_frame(frames), unreadable=unreadable)
 
 
 def _frame(frames: int) -> int:

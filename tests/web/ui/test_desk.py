@@ -351,6 +351,22 @@ def test_quarantine_review_release_and_purge(archive: AccessArchive, tmp_path: P
         time.sleep(0.2)
 
 
+def test_an_unreadable_held_file_can_still_be_purged(
+    archive: AccessArchive, tmp_path: Path
+) -> None:
+    a = archive
+    entry = _hold(a, tmp_path, "broken")
+    held = Quarantine(a.services.settings.storage.root)
+    held.path(entry).write_bytes(b"not DICOM at all")
+    curator = sign_in(a, "curator")
+    page = _get(curator, a, f"/ui/desk/quarantine/{entry}")
+    assert page.status_code == 200 and "cannot be read" in page.text and "Purge" in page.text
+    assert _get(curator, a, f"/ui/desk/quarantine/{entry}/preview.png").status_code == 400
+    r = _post(curator, a, f"/ui/desk/quarantine/{entry}/purge",
+              f"/ui/desk/quarantine/{entry}", {"confirm": "yes"})
+    assert r.status_code == 303 and all(e.id != entry for e in held.entries())
+
+
 def test_audit_page_filters(archive: AccessArchive) -> None:
     a = archive
     # A denied request to find.
