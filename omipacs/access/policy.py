@@ -259,12 +259,19 @@ def authorize(
             raise NotFound(f"the licence does not include {_API_SCOPE[action].value} data")
         return Decision(principal, action, root, licence_visibility(grant), grant, grant.scopes)
     if action is Action.READ_COHORTS:
-        return Decision(principal, action, root, extra={"cohorts": _cohort_ids(principal)})
+        return Decision(principal, action, root, extra={
+            "cohorts": _cohort_ids(principal),
+            "density_cohorts": _cohort_ids(principal, Scope.DENSITY),
+        })
     raise Forbidden(f"a researcher may not do this ({action.value})")
 
 
-def _cohort_ids(principal: Principal) -> str:
-    usable = [g for g in principal.licences if principal.usable(g.id) is not None]
+def _cohort_ids(principal: Principal, scope: Scope | None = None) -> str:
+    """The cohorts of the licences ``principal`` may use now (granting ``scope``)."""
+    usable = [
+        g for g in principal.licences
+        if principal.usable(g.id) is not None and (scope is None or scope in g.scopes)
+    ]
     return ",".join(str(g.cohort_id) for g in usable)
 
 
@@ -293,6 +300,17 @@ def readable_cohorts(decision: Decision) -> set[int] | None:
         return None
     listed = decision.extra.get("cohorts", "")
     return {int(c) for c in listed.split(",") if c}
+
+
+def sees_density_of(decision: Decision, cohort_id: int) -> bool:
+    """Whether the caller may see breast density for ``cohort_id``'s members: curators
+    always, a researcher through a licence on that cohort that grants ``density``.
+    Without it, density is withheld even where it is only implied (a saved cohort's
+    density criteria)."""
+    if decision.principal.role in _CURATION:
+        return True
+    listed = decision.extra.get("density_cohorts", "")
+    return str(cohort_id) in listed.split(",")
 
 
 def in_force(state: str, starts: date, ends: date, today: date) -> bool:

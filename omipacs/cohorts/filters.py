@@ -22,6 +22,8 @@ from omipacs.clinical.sanitize import parse_date
 from omipacs.errors import BadRequest
 
 DEFINITION_SCHEMA: Final = 1
+DENSITY_CRITERIA: Final = frozenset({"density_grades", "vbd_min", "vbd_max"})
+"""The fields of a definition that select by breast density (the ``density`` scope)."""
 """Version of the saved definition format (``definition["schema"]``)."""
 DIMENSIONS: Final = {"2D": TWO_D_SOP_CLASSES, "3D": THREE_D_SOP_CLASSES}
 PRESENTATION: Final = {True: "FOR PRESENTATION", False: "FOR PROCESSING"}

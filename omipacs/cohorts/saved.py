@@ -15,7 +15,7 @@ from typing import Any, Final
 from sqlalchemy import ColumnElement, func, insert, literal, select
 from sqlalchemy.orm import Session
 
-from omipacs.cohorts.filters import CohortFilters
+from omipacs.cohorts.filters import DENSITY_CRITERIA, CohortFilters
 from omipacs.cohorts.models import Cohort, CohortMember
 from omipacs.cohorts.query import members_hash, resolve_members
 from omipacs.errors import BadRequest, NotFound
@@ -43,9 +43,18 @@ class CohortSummary:
     def filters(self) -> CohortFilters:
         return CohortFilters.from_dict(self.definition)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, density: bool = True) -> dict[str, Any]:
+        """JSON-ready. ``density=False`` (a reader whose licence lacks the ``density``
+        scope) leaves out the density criteria, which would tell every member's density
+        band, and the definition's SHA-256, from which the few possible criteria could
+        be recovered by trying them."""
         data = asdict(self)
         data["created_at"] = self.created_at.isoformat() if self.created_at else None
+        if not density:
+            data["definition"] = {
+                k: v for k, v in data["definition"].items() if k not in DENSITY_CRITERIA
+            }
+            del data["definition_sha256"]
         return data
 
 
@@ -64,9 +73,9 @@ class SavedCohort:
     def study_uids(self) -> tuple[str, ...]:
         return tuple(sorted(s for _, s in self.members))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, density: bool = True) -> dict[str, Any]:
         return {
-            **self.summary.to_dict(),
+            **self.summary.to_dict(density=density),
             "members": [{"client_id": c, "study_uid": s} for c, s in self.members],
         }
 

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 from sqlalchemy import select
 
-from omipacs.access.policy import readable_cohorts
+from omipacs.access.policy import readable_cohorts, sees_density_of
 from omipacs.access.scopes import Scope
 from omipacs.annotations.importer import import_marks
 from omipacs.annotations.search import marks_for_study, search_marks
@@ -94,10 +94,12 @@ def get_stats() -> Response:
 
 @bp.get("/cohorts")
 def cohorts() -> Response:
-    allowed = readable_cohorts(decision())
+    d = decision()
+    allowed = readable_cohorts(d)
     with services().sessions() as session:
         found = list_cohorts(session, request.args.get("name"))
-    return _json([c.to_dict() for c in found if allowed is None or c.id in allowed])
+    return _json([c.to_dict(density=sees_density_of(d, c.id))
+                  for c in found if allowed is None or c.id in allowed])
 
 
 @bp.get("/cohorts/query")
@@ -133,12 +135,13 @@ def create_cohort() -> Response:
 @bp.get("/cohorts/<int:cohort_id>")
 def cohort(cohort_id: int) -> Response:
     members = request.args.get("members", "true").lower() != "false"
-    allowed = readable_cohorts(decision())
+    d = decision()
+    allowed = readable_cohorts(d)
     if allowed is not None and cohort_id not in allowed:
         raise NotFound("no such cohort")
     with services().sessions() as session:
         saved = get_cohort(session, cohort_id, with_members=members)
-    return _json(saved.to_dict())
+    return _json(saved.to_dict(density=sees_density_of(d, cohort_id)))
 
 
 def _keys() -> DeidKeys:

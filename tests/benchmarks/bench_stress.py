@@ -4,11 +4,12 @@ Runs ``omipacs serve`` (whatever HTTP server it runs) and, all at the same time:
 
 * 100 slow and idle HTTP clients: 40 sockets that connect and send nothing, 30 that send
   a request header one byte a second, 30 that ask for a large body and never read it;
-* 20 silent TCP sockets on the DIMSE port (from 127.0.0.2), reconnecting when closed;
+* 20 silent TCP sockets on the DIMSE port, reconnecting when closed;
 * a decompression-bomb loop: STOW-RS of a 1 KB JPEG-LS stream declaring 8192 x 8192
   (refused), and ``/rendered`` of the largest frame the archive accepts (8192 x 8192
   x 8 bits, 64 MiB decoded) from 4 threads.
 
+The hostile clients all come from 127.0.0.2, the normal user from 127.0.0.1.
 Meanwhile it times normal QIDO, WADO (one small instance) and C-ECHO requests and prints
 their latency (target: under 1 s) next to a baseline measured first in the same run,
 and the server's peak memory (target: under 1 GB), sampled over its whole process tree
@@ -47,6 +48,24 @@ from tests.ingest import doors  # noqa: E402
 from tests.ingest.malformed import stream_declares_more_pixels  # noqa: E402
 
 ATTACKER = "127.0.0.2"
+"""Every hostile client connects from here; the normal user from 127.0.0.1. The server
+limits what one address may hold (``[http] max_client_requests``, the SCP's pending
+connections per address), so an attacker sharing the user's address would be measuring
+that limit, not whether the user is still served."""
+
+
+class _FromAttacker(requests.adapters.HTTPAdapter):
+    """Connections from :data:`ATTACKER`."""
+
+    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
+        kwargs["source_address"] = (ATTACKER, 0)
+        super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def attacker_session() -> requests.Session:
+    session = requests.Session()
+    session.mount("http://", _FromAttacker())
+    return session
 
 
 def largest_accepted_frame() -> bytes:
@@ -98,14 +117,14 @@ class Load:
             return None
 
     def idle_http(self) -> None:
-        s = self._connect(self.http_port)
+        s = self._connect(self.http_port, ATTACKER)
         while not self.stop.wait(1):
             if s is None or _closed(s):
-                s = self._connect(self.http_port)
+                s = self._connect(self.http_port, ATTACKER)
 
     def slow_header(self) -> None:
         request = f"GET /dicom-web/studies HTTP/1.1\r\nHost: 127.0.0.1:{self.http_port}\r\n"
-        s = self._connect(self.http_port)
+        s = self._connect(self.http_port, ATTACKER)
         i = 0
         while not self.stop.wait(1):
             try:
@@ -113,20 +132,20 @@ class Load:
                 s.send(request[i % len(request)].encode())
                 i += 1
             except (OSError, AssertionError):
-                s, i = self._connect(self.http_port), 0
+                s, i = self._connect(self.http_port, ATTACKER), 0
 
     def never_reads(self) -> None:
         request = (
             f"GET /dicom-web/studies?limit=1000&includefield=all HTTP/1.1\r\n"
             f"Host: 127.0.0.1:{self.http_port}\r\n\r\n"
         ).encode()
-        s = self._connect(self.http_port)
+        s = self._connect(self.http_port, ATTACKER)
         while not self.stop.wait(2):
             try:
                 assert s is not None
                 s.send(request)  # pipelined requests whose answers are never read
             except (OSError, AssertionError):
-                s = self._connect(self.http_port)
+                s = self._connect(self.http_port, ATTACKER)
 
     def silent_dimse(self) -> None:
         s = self._connect(self.dimse_port, ATTACKER)
@@ -135,19 +154,23 @@ class Load:
                 s = self._connect(self.dimse_port, ATTACKER)
 
     def rendered_loop(self) -> None:
+        session = attacker_session()
         while not self.stop.is_set():
             try:
-                r = requests.get(self.rendered_url, timeout=60)
+                r = session.get(self.rendered_url, timeout=60)
                 key = "rendered_ok" if r.status_code == 200 else "rendered_busy"
                 self.counts[key] += 1
             except requests.RequestException:
                 self.counts["rendered_busy"] += 1
 
     def bomb_loop(self) -> None:
-        bomb = stream_declares_more_pixels()
+        bomb = doors.multipart(stream_declares_more_pixels())
+        session = attacker_session()
         while not self.stop.wait(0.2):
             try:
-                if not doors.stow_one(self.base, bomb).accepted:
+                r = session.post(f"{self.base}/studies", data=bomb, timeout=60,
+                                 headers={"Content-Type": doors.STOW_CT})
+                if r.status_code != 200:
                     self.counts["bombs_refused"] += 1
             except requests.RequestException:
                 pass
