@@ -8,6 +8,7 @@ import csv
 import io
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,13 +24,21 @@ from omipacs.ingest.quarantine import Quarantine
 from omipacs.ingest.result import IngestOutcome
 from omipacs.retrieve.review import preview
 from tests.conftest import run_cli
-from tests.web.access_fixture import AccessArchive
+from tests.web.access_fixture import AccessArchive, build_for
 from tests.web.ui.conftest import csrf_of, sign_in
 
 pytestmark = pytest.mark.slow
 
 SC = "1.2.840.10008.5.1.4.1.1.7"
 SITE = IngestOrigin(OriginKind.DIMSE, ae_title="SITE_A", deidentify=True)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def archive(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AccessArchive]:
+    """The access fixture's archive on both databases (the desk's queries run on each)."""
+    yield from build_for(request, tmp_path_factory, "desk")
 
 
 def _get(browser: requests.Session, a: AccessArchive, path: str) -> requests.Response:
