@@ -10,6 +10,7 @@ import numpy as np
 import pydicom
 import requests
 from pynetdicom import AE
+from sqlalchemy import create_engine, inspect, text
 
 from omipacs.demo import factory
 from omipacs.demo.names import fake_patient
@@ -51,6 +52,32 @@ def stow(base_url: str, data: bytes) -> tuple[int, dict]:  # type: ignore[type-a
     r = requests.post(f"{base_url}/studies", data=multipart(data),
                       headers={"Content-Type": STOW_CT}, timeout=60)
     return r.status_code, (r.json() if r.content else {})
+
+
+SKIP_TABLES = {"audit_event", "withdrawal", "alembic_version"}
+"""Aside from the scans: the audit trail (append-only, by design) and the tombstone."""
+
+
+def hits(data: bytes, traces: set[str]) -> set[str]:
+    """Which of ``traces`` occur in ``data``."""
+    return {t for t in traces if t.encode() in data}
+
+
+def index_bytes(url: str) -> bytes:
+    """The index as stored: the SQLite files' bytes (database and write-ahead log), or
+    every PostgreSQL table as SQL rows (the audit trail and the tombstone aside)."""
+    if url.startswith("sqlite"):
+        db = Path(url.split("///", 1)[1])
+        return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+    engine = create_engine(url)
+    out = []
+    with engine.connect() as conn:
+        for table in inspect(conn).get_table_names():
+            if table not in SKIP_TABLES:
+                out += [repr(tuple(r)).encode()
+                        for r in conn.execute(text(f'SELECT * FROM "{table}"'))]
+    engine.dispose()
+    return b"\n".join(out)
 
 
 def write(path: Path, data: bytes) -> Path:

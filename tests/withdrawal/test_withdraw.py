@@ -17,17 +17,22 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import create_engine, inspect, text
 
 from omipacs.deid.keys import DeidKeys, load_keys
 from omipacs.errors import DimseStatus
 from omipacs.withdrawal.tombstones import client_key
 from tests.clinical.records import minimal_record
 from tests.conftest import ServerProcess, make_settings, run_cli, start_server
-from tests.withdrawal.builders import NHS_A, NHS_B, c_store, mammo, stow, write
-
-SKIP_TABLES = {"audit_event", "withdrawal", "alembic_version"}
-"""Aside from the scan: the audit trail (append-only, by design) and the tombstone."""
+from tests.withdrawal.builders import (
+    NHS_A,
+    NHS_B,
+    c_store,
+    hits,
+    index_bytes,
+    mammo,
+    stow,
+    write,
+)
 
 
 @pytest.fixture
@@ -60,28 +65,6 @@ def _traces(client_id: str, feed: list[dict[str, Any]]) -> set[str]:
             found |= {c[k] for k in ("study_instance_uid", "series_instance_uid",
                                      "sop_instance_uid") if k in c}
     return found
-
-
-def _hits(data: bytes, traces: set[str]) -> set[str]:
-    return {t for t in traces if t.encode() in data}
-
-
-def _index_bytes(server: ServerProcess) -> bytes:
-    """The index as stored: the SQLite files' bytes, or every PostgreSQL table as SQL
-    rows (the audit trail and the tombstone aside)."""
-    url = server.settings.database_url
-    if url.startswith("sqlite"):
-        db = Path(url.split("///", 1)[1])
-        return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
-    engine = create_engine(url)
-    out = []
-    with engine.connect() as conn:
-        for table in inspect(conn).get_table_names():
-            if table not in SKIP_TABLES:
-                for row in conn.execute(text(f'SELECT * FROM "{table}"')):
-                    out.append(repr(tuple(row)).encode())
-    engine.dispose()
-    return b"\n".join(out)
 
 
 def _storage_bytes(server: ServerProcess) -> dict[str, bytes]:
@@ -167,7 +150,7 @@ def test_withdrawal_leaves_no_trace_and_refuses_later_sends(
     assert len(traces) > 10
     others = _traces(other, _feed(server))
     before = _storage_bytes(server)
-    assert any(_hits(b, traces) for b in before.values())  # the scan can see her
+    assert any(hits(b, traces) for b in before.values())  # the scan can see her
 
     run = run_cli(server.settings, tmp_path, "withdraw", "--nhs-number", NHS_A, "--json")
     assert run.returncode == 0, run.stderr
@@ -181,12 +164,12 @@ def test_withdrawal_leaves_no_trace_and_refuses_later_sends(
 
     # Nothing of hers is stored or served; the other woman is untouched.
     for name, data in _storage_bytes(server).items():
-        assert not _hits(data, traces), name
+        assert not hits(data, traces), name
         assert NHS_A.encode() not in data, name
-    assert not _hits(_index_bytes(server), traces)
+    assert not hits(index_bytes(server.settings.database_url), traces)
     served = _responses(server, cohorts + [cohorts[-1] + 1])
-    assert not _hits(served, traces)
-    assert _hits(served, others) == others
+    assert not hits(served, traces)
+    assert hits(served, others) == others
     feed = _feed(server)
     withdrawn = [c for c in feed if c["kind"] == "client-withdrawn"]
     assert len(withdrawn) == 1 and withdrawn[0]["client_hash"] == report["client_hash"]
@@ -210,8 +193,8 @@ def test_withdrawal_leaves_no_trace_and_refuses_later_sends(
     # A trusted sender's pseudonymised copy of her image is refused too.
     r = requests.post(f"{_api(server)}/clinical", json=minimal_record(NHS_A), timeout=30)
     assert r.status_code == 422 and "withdrawn" in r.text and mine not in r.text
-    assert not _hits(_index_bytes(server), traces)
-    assert not any(_hits(d, traces) for d in _storage_bytes(server).values())
+    assert not hits(index_bytes(server.settings.database_url), traces)
+    assert not any(hits(d, traces) for d in _storage_bytes(server).values())
     log = "".join(server.log)
     assert mine not in log and NHS_A not in log and "withdrawn client" in log
 
