@@ -21,14 +21,17 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-CHUNK = 1 << 20
+CHUNK = 4 << 20
 """Bytes read and written per step."""
+_HASHERS = ThreadPoolExecutor(8, thread_name_prefix="release-hash")
+"""Threads that hash chunks while they are written."""
 UPLOAD_PART = 16 << 20
 """Bytes buffered per object-store upload part (S3's minimum part is 5 MiB)."""
 
@@ -102,14 +105,22 @@ class Destination:
         and (with ``expect_sha256``) only when it hashes to that."""
         digest = hashlib.sha256()
         size = 0
+        hashing: Future[None] | None = None
         with self._writer(relative) as out:
             while chunk := src.read(CHUNK):
                 limit.take(len(chunk))
-                digest.update(chunk)
+                # Hash this chunk on another core while it is written (hashlib and file
+                # writes both release the GIL); the previous chunk's hash is awaited first,
+                # so chunks are hashed in order and at most two are held.
+                if hashing is not None:
+                    hashing.result()
+                hashing = _HASHERS.submit(digest.update, chunk)
                 out.write(chunk)
                 size += len(chunk)
                 if progress is not None:
                     progress(len(chunk))
+            if hashing is not None:
+                hashing.result()
             sha = digest.hexdigest()
             if expect_sha256 is not None and sha != expect_sha256:
                 raise ChecksumMismatch(f"{relative}: stored bytes hash to {sha[:12]}…, "
