@@ -63,10 +63,12 @@ def _progress() -> Progress:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the DIMSE SCP and the DICOMweb server until interrupted."""
+    from omipacs.children import limit_malloc_arenas
     from omipacs.dimse import scp
     from omipacs.dimse.pool import ScpPool
     from omipacs.web import server as web_server
 
+    limit_malloc_arenas()  # before any thread or fork: every server process inherits it
     settings = _settings(args)
     if args.http_workers is not None:
         settings = dataclasses.replace(
