@@ -15,10 +15,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from omipacs.annotations.models import Mark
+from omipacs.dicom import uids
 from omipacs.index.models import Instance, Series, Study
 from omipacs.index.visibility import EVERYTHING, Visibility
 
 VIEW_ORDER: Final = ("RCC", "LCC", "RMLO", "LMLO")
+FOR_PROCESSING: Final = frozenset({
+    uids.MG_FOR_PROCESSING, uids.BREAST_PROJECTION_PROCESSING,
+    "1.2.840.10008.5.1.4.1.1.1.1.1",  # DX for processing
+})
 """The four standard screening views, in the order a reader hangs them."""
 
 
@@ -41,15 +46,20 @@ class StudyImage:
     frame to show, since the middle slice may carry none."""
 
     @property
+    def for_processing(self) -> bool:
+        """An unprocessed (raw detector) image rather than the one for display."""
+        return self.sop_class_uid in FOR_PROCESSING
+
+    @property
     def view(self) -> str:
         """``RCC``, ``LMLO``... (laterality and view position)."""
         return f"{self.laterality}{self.view_position}".strip() or "image"
 
 
-def _order(image: StudyImage) -> tuple[int, str, str]:
+def _order(image: StudyImage) -> tuple[int, str, bool, str]:
     view = image.view
     rank = VIEW_ORDER.index(view) if view in VIEW_ORDER else len(VIEW_ORDER)
-    return rank, view, image.sop_uid
+    return rank, view, image.for_processing, image.sop_uid
 
 
 def study_images(

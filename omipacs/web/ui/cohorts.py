@@ -21,7 +21,7 @@ from omipacs.access.policy import Action, Role, readable_cohorts
 from omipacs.access.scopes import Scope
 from omipacs.annotations.codes import FindingKind
 from omipacs.annotations.study_images import StudyImage, study_images
-from omipacs.clinical.codes import CASE_OUTCOME_ORDER, LesionDescription
+from omipacs.clinical.codes import CASE_OUTCOME_ORDER, DCIS_GRADES, LesionDescription
 from omipacs.clinical.stats import OUTCOME_LABELS
 from omipacs.cohorts import (
     CohortFilters,
@@ -71,6 +71,8 @@ _LESIONS: Final = {
     "NA": "no significant abnormality", "ZZ": "clinical (no imaging)",
 }
 
+_DCIS: Final = {"NDH": "high", "NDI": "intermediate", "NDL": "low", "NDN": "not assessable"}
+
 FIELDS: Final[tuple[FilterField, ...]] = (
     FilterField("outcome", "Outcome", "check",
                 tuple(Choice(o.value, OUTCOME_LABELS[o]) for o in CASE_OUTCOME_ORDER)),
@@ -80,6 +82,11 @@ FIELDS: Final[tuple[FilterField, ...]] = (
                 _either("processed (for presentation)", "unprocessed (for processing)"),
                 group="Images"),
     FilterField("manufacturer", "Manufacturer", "text", help="Starts with, e.g. HOLOGIC",
+                group="Images"),
+    FilterField("view", "View", "check",
+                (Choice("CC", "CC"), Choice("MLO", "MLO"), Choice("ML", "ML"),
+                 Choice("LM", "LM"), Choice("XCCL", "XCCL")), group="Images"),
+    FilterField("laterality", "Side", "check", (Choice("L", "left"), Choice("R", "right")),
                 group="Images"),
     FilterField("age", "Age at the study", "range", group="Images",
                 extra={"min": "0", "max": "120"}),
@@ -96,7 +103,11 @@ FIELDS: Final[tuple[FilterField, ...]] = (
     FilterField("grade", "Grade", "check",
                 (Choice("G1", "grade 1"), Choice("G2", "grade 2"), Choice("G3", "grade 3")),
                 group="Pathology"),
+    FilterField("dcis_grade", "DCIS grade", "check",
+                tuple(Choice(g, _DCIS.get(g, g)) for g in sorted(DCIS_GRADES)), group="Pathology"),
     FilterField("her2", "HER2", "radio", _either("positive", "negative"), group="Pathology"),
+    FilterField("er", "ER", "radio", _either("positive", "negative"), group="Pathology"),
+    FilterField("pr", "PR", "radio", _either("positive", "negative"), group="Pathology"),
     FilterField("density", "Density grade", "check",
                 tuple(Choice(g, g) for g in ("1", "2", "3", "4")), group="Pathology"),
     FilterField("scope", "Studies of a member", "radio",
