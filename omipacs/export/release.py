@@ -571,11 +571,16 @@ def copy_batch(
                 tally.add_bytes(entry["bytes"])
                 tally.add_file()
             return
-        with services.blobs.open(entry["key"]) as src:
-            dest.copy_stream(
-                src, relative, expect_sha256=entry["sha256"], limit=limit,
-                progress=tally.add_bytes if tally is not None else None,
-            )
+        local = services.blobs.local_path(entry["key"]) if dest.local else None
+        if local is not None and limit.rate <= 0:
+            dest.copy_local(str(local), relative, expect_sha256=entry["sha256"],
+                            progress=tally.add_bytes if tally is not None else None)
+        else:
+            with services.blobs.open(entry["key"]) as src:
+                dest.copy_stream(
+                    src, relative, expect_sha256=entry["sha256"], limit=limit,
+                    progress=tally.add_bytes if tally is not None else None,
+                )
         if tally is not None:
             tally.add_file()
 

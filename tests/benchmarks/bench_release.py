@@ -155,6 +155,9 @@ def main() -> None:
             server = MotoS3()
             try:
                 bucket = server.bucket()
+                # moto assembles a completed multipart upload in memory: for 1 GiB on a busy
+                # machine that can outlast botocore's 60 s read timeout (then a retry fails).
+                bucket.options["config_kwargs"] = {"read_timeout": 900}
                 fs = bucket.fs()
                 prefix = bucket.url.split("://", 1)[1]
                 base = plain_s3_copy(files, fs, prefix + "-plain")

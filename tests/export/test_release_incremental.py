@@ -9,12 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from omipacs.bootstrap import open_archive
-from omipacs.withdrawal.models import Withdrawal
-from omipacs.withdrawal.tombstones import client_key
+from omipacs.withdrawal.withdraw import Target, withdraw
 from tests.conftest import run_cli, write_config
 from tests.export.archive import add_image, build, delete_instances
 from tests.export.test_release_folder import files_under, release
@@ -34,10 +32,7 @@ def test_incremental_release_holds_exactly_the_difference(tmp_path: Path) -> Non
     services = open_archive(archive.settings)
     add_image(services, tmp_path, "1", "5", "1")
     delete_instances(services, [uid("1.3.1")])
-    with services.write_sessions.begin() as s:
-        s.add(Withdrawal(client_hash=client_key(archive.settings, "' OR 1=1--"),
-                         withdrawn_at=datetime.now(UTC).replace(tzinfo=None)))
-    delete_instances(services, [uid("2.1.1"), uid("2.2.1"), uid("2.2.2")])
+    withdraw(services, services.extras["deid.keys"], None, Target("' OR 1=1--", ""))
     services.close()
 
     info = release(archive, "full", str(out))
