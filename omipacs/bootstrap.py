@@ -17,12 +17,12 @@ from omipacs.config import Settings
 from omipacs.deid.engine import Deidentifier
 from omipacs.deid.identity import open_identity_map
 from omipacs.deid.keys import DeidKeys, create_demo_key, load_keys
+from omipacs.deid.tombstones import Tombstones
 from omipacs.errors import ConfigurationError
 from omipacs.index import db
 from omipacs.index.models import Instance, Setting
 from omipacs.ingest.quarantine import Quarantine
 from omipacs.services import Services
-from omipacs.withdrawal.tombstones import Tombstones
 
 log = logging.getLogger(__name__)
 

@@ -63,6 +63,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "cli_dimse",
         "access_cli",
         "release_cli",
+        "cli_changes",
         "conformance",
         "__main__",
     ),

@@ -41,10 +41,10 @@ from omipacs.clinical.models import (
 from omipacs.clinical.nbss import DEFAULT_KEEP_FIELDS, ParsedClient, ParsedEpisode, parse_record
 from omipacs.clinical.tally import change_client, dialect_insert, ensure_client
 from omipacs.deid.keys import DeidKeys
+from omipacs.deid.tombstones import is_withdrawn
 from omipacs.errors import InvalidRecord, Withdrawn
 from omipacs.index.changes import ChangeKind, lock_feed, record_change
 from omipacs.index.models import Patient
-from omipacs.withdrawal.tombstones import is_withdrawn
 
 log = logging.getLogger(__name__)
 

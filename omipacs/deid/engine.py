@@ -358,7 +358,7 @@ class Deidentifier:
         self.refuse: Callable[[ClientPseudonym], None] | None = None
         """Raises :class:`~omipacs.errors.Withdrawn` for a withdrawn client; called
         before anything is bound or recorded in the identity map (the archive wires in
-        :meth:`omipacs.withdrawal.tombstones.Tombstones.refuse_client`)."""
+        :meth:`omipacs.deid.tombstones.Tombstones.refuse_client`)."""
 
     @classmethod
     def from_settings(

@@ -281,7 +281,7 @@ def _base(session: Session, row: Release, dest: Destination) -> tuple[int | None
 
 def _withdrawn(session: Session, services: Services, clients: set[str]) -> list[str]:
     """Which of ``clients`` have withdrawn (keyed-hash tombstones)."""
-    from omipacs.withdrawal.tombstones import is_withdrawn
+    from omipacs.deid.tombstones import is_withdrawn
 
     keys: Any = services.extras.get("deid.keys") or services.settings
     try:

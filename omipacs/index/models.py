@@ -226,4 +226,30 @@ class ChangeEvent(Base):
     client_id: Mapped[str | None] = mapped_column(String(64))
     client_hash: Mapped[str | None] = mapped_column(String(64))
     """Only on ``client-withdrawn`` events: the keyed hash of the withdrawn client's ID
-    (:func:`omipacs.withdrawal.tombstones.client_key`), never the ID itself."""
+    (:func:`omipacs.deid.tombstones.client_key`), never the ID itself."""
+
+
+class Withdrawal(Base):
+    """One withdrawn client: keyed hashes only (the withdrawal tombstone).
+
+    A woman who opts out is removed everywhere (:mod:`omipacs.withdrawal.withdraw`);
+    what remains is this row, so that data sent for her later, from any site, is refused
+    before it is de-identified, and so that a release can tell a withdrawn client from
+    one merely absent. The hashes are HMACs keyed with the archive's de-identification
+    key (:mod:`omipacs.deid.tombstones`): without the key they name nobody, and the NHS
+    number and the client ID are never stored.
+    """
+
+    __tablename__ = "withdrawal"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """Keyed hash of the pseudonymous client ID."""
+    source_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    """Keyed hash of her source identity (the identity map's key: the keyed hash of her
+    NHS number, or of site and local ID), when the identity map knew her."""
+    withdrawn_at: Mapped[datetime] = mapped_column(DateTime)
+    """When the tombstone was written (before anything was removed)."""
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    """When everything of hers was removed; ``None`` while a withdrawal is unfinished
+    (a killed run), which the next run of ``omipacs withdraw`` completes."""

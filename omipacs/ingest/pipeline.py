@@ -98,7 +98,7 @@ class QuarantineSink(Protocol):
 
 
 class WithdrawalCheck(Protocol):
-    """The withdrawal tombstone (:class:`omipacs.withdrawal.tombstones.Tombstones`)."""
+    """The withdrawal tombstone (:class:`omipacs.deid.tombstones.Tombstones`)."""
 
     def refuse(self, session: Session, client_id: str, identity_key_hash: str = "") -> None: ...
 

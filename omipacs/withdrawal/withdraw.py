@@ -5,7 +5,7 @@ call :func:`withdraw`, which works in this order so that a run killed at any poi
 completed by the next one and leaves no trace of her:
 
 1. **Tombstone** (one transaction, under the change feed's lock): the keyed hashes of
-   her client ID and source identity (:mod:`omipacs.withdrawal.tombstones`); her
+   her client ID and source identity (:mod:`omipacs.deid.tombstones`); her
    events leave the change feed and one ``client-withdrawn`` event carrying only the
    keyed client hash takes their place. From this commit on every door refuses her
    data, so nothing new of hers can arrive while the rest is removed.
@@ -52,15 +52,22 @@ from omipacs.deid.identity import IdentityMap, open_identity_map
 from omipacs.deid.keys import DeidKeys
 from omipacs.deid.nhs import normalise_nhs_number
 from omipacs.deid.pseudonyms import LINKED_PREFIX, UNLINKED_PREFIX, client_pseudonym
+from omipacs.deid.tombstones import client_key, source_key
 from omipacs.errors import BadRequest, ConfigurationError, NotFound
 from omipacs.index.changes import ChangeKind, lock_feed, record_change
 from omipacs.index.db import checkpoint
-from omipacs.index.models import ChangeEvent, Instance, InstanceMetadata, Patient, Series, Study
+from omipacs.index.models import (
+    ChangeEvent,
+    Instance,
+    InstanceMetadata,
+    Patient,
+    Series,
+    Study,
+    Withdrawal,
+)
 from omipacs.ingest.quarantine import Quarantine
 from omipacs.services import Services
 from omipacs.withdrawal.cohorts import drop_from_cohorts
-from omipacs.withdrawal.models import Withdrawal
-from omipacs.withdrawal.tombstones import client_key, source_key
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ import omipacs.access.models  # noqa: F401 - registers every table of the index
 import omipacs.annotations.models  # noqa: F401
 import omipacs.clinical.models  # noqa: F401
 import omipacs.export.models  # noqa: F401
-import omipacs.withdrawal.models  # noqa: F401
 from omipacs.index.db import alembic_config, make_engine, upgrade
 from omipacs.index.models import Base
 from tests.index.test_changes import _tables_of

@@ -10,7 +10,6 @@ from sqlalchemy import delete, inspect
 import omipacs.access.models  # noqa: F401 - registers every table of the index
 import omipacs.annotations.models  # noqa: F401
 import omipacs.clinical.models  # noqa: F401
-import omipacs.withdrawal.models  # noqa: F401
 from omipacs.index.changes import ChangeKind, changes_since, current_sequence, record_change
 from omipacs.index.db import alembic_config, make_engine, make_sessionmaker, upgrade
 from omipacs.index.models import Base, ChangeEvent

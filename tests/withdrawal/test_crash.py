@@ -21,8 +21,8 @@ from sqlalchemy import select
 from omipacs.bootstrap import open_archive
 from omipacs.index.changes import changes_since
 from omipacs.index.db import make_engine, make_sessionmaker
+from omipacs.index.models import Withdrawal
 from omipacs.ingest.origin import IngestOrigin, OriginKind
-from omipacs.withdrawal.models import Withdrawal
 from tests.conftest import make_settings, run_cli, write_config
 from tests.withdrawal.builders import NHS_A, NHS_B, hits, index_bytes, mammo, write
 

@@ -19,8 +19,8 @@ import pytest
 import requests
 
 from omipacs.deid.keys import DeidKeys, load_keys
+from omipacs.deid.tombstones import client_key
 from omipacs.errors import DimseStatus
-from omipacs.withdrawal.tombstones import client_key
 from tests.clinical.records import minimal_record
 from tests.conftest import ServerProcess, make_settings, run_cli, start_server
 from tests.withdrawal.builders import (

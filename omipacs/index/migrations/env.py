@@ -9,7 +9,6 @@ import omipacs.access.models  # noqa: F401
 import omipacs.annotations.models  # noqa: F401
 import omipacs.clinical.models  # noqa: F401
 import omipacs.export.models  # noqa: F401
-import omipacs.withdrawal.models  # noqa: F401
 from omipacs.index import models
 
 target_metadata = models.Base.metadata

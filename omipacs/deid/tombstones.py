@@ -25,7 +25,7 @@ from omipacs.config import Settings
 from omipacs.deid.keys import DeidKeys, load_keys
 from omipacs.deid.pseudonyms import ClientPseudonym, keyed_hex
 from omipacs.errors import Withdrawn
-from omipacs.withdrawal.models import Withdrawal
+from omipacs.index.models import Withdrawal
 
 log = logging.getLogger(__name__)
 

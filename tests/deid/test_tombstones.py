@@ -7,14 +7,14 @@ from datetime import datetime
 
 from omipacs.deid.keys import DeidKeys
 from omipacs.deid.pseudonyms import client_pseudonym
-from omipacs.index.db import make_engine, make_sessionmaker, upgrade
-from omipacs.withdrawal.models import Withdrawal
-from omipacs.withdrawal.tombstones import (
+from omipacs.deid.tombstones import (
     client_key,
     is_withdrawn,
     is_withdrawn_source,
     source_key,
 )
+from omipacs.index.db import make_engine, make_sessionmaker, upgrade
+from omipacs.index.models import Withdrawal
 
 
 def test_hashes_are_keyed_and_distinct() -> None:
