@@ -82,3 +82,24 @@ def test_single_sign_on_refuses_a_token_of_another_sign_in(
     assert r.status_code == (403 if wrong == "csrf" else 401)
     assert browser.get_cookie("omipacs_session", path="/ui") is None
     assert browser.get("/ui/").status_code == 303
+
+
+def test_the_session_cookie_is_secure_over_https(settings: Settings) -> None:
+    services = Services.create(dataclasses.replace(settings, auth=AuthSettings(mode="token")))
+    try:
+        with services.write_sessions.begin() as s:
+            admin.add_user(s, "c@lab.example", "curator")
+            secret, _ = admin.create_token(s, "c@lab.example")
+        browser = create_app(services).test_client()
+        https = "https://archive.example.org"
+        form = browser.get("/ui/login", base_url=https)
+        csrf = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', form.text)
+        assert csrf and "Secure" in form.headers["Set-Cookie"]
+        r = browser.post("/ui/login", base_url=https,
+                         data={"token": secret, "csrf_token": csrf.group(1)})
+        cookie = next(v for v in r.headers.getlist("Set-Cookie")
+                      if v.startswith("omipacs_session="))
+        assert r.status_code == 303 and "; Secure" in cookie and "HttpOnly" in cookie
+        assert "SameSite=Strict" in cookie
+    finally:
+        services.close()
