@@ -210,6 +210,7 @@ def cmd_verify(args: argparse.Namespace, settings: config.Settings, svc: Service
             while thread.is_alive():
                 thread.join(0.25)
                 bar.update(task, completed=tally.bytes)
+            bar.update(task, completed=tally.bytes)
     if failure:
         raise failure[0]
     report = result[0]
