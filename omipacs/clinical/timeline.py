@@ -5,6 +5,11 @@
 outcome; studies that match no episode are listed apart. :func:`find_priors` answers
 "which screens came before this cancer?": the episodes classified CIP (before an
 interval cancer) or MP (before a screen-detected cancer), with their studies.
+
+Both take the caller's :class:`~omipacs.index.visibility.Visibility`: a researcher sees
+only the studies of her licence's cohort version, and each study's instance count and
+2D/3D flags range over the data types the licence grants, so a timeline reveals nothing
+the licence's DICOMweb root would not.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from omipacs.clinical.imaging import THREE_D_SOP_CLASSES, TWO_D_SOP_CLASSES
 from omipacs.clinical.models import Client, Episode, Event, StudyLink
 from omipacs.errors import NotFound
 from omipacs.index.models import Instance, Series, Study
+from omipacs.index.visibility import EVERYTHING, Visibility
 
 
 @dataclass(frozen=True)
@@ -102,10 +108,22 @@ class Prior:
     study_uids: tuple[str, ...]
 
 
-def _studies(session: Session, client: Client) -> dict[int | None, list[TimelineStudy]]:
-    """The client's studies grouped by linked episode pk (``None``: unlinked)."""
+def _visible_studies(visibility: Visibility) -> list[ColumnElement[bool]]:
+    """The condition on ``Study`` (none when everything is visible)."""
+    condition = visibility.at("study")
+    return [] if condition is None else [condition]
+
+
+def _studies(
+    session: Session, client: Client, visibility: Visibility
+) -> dict[int | None, list[TimelineStudy]]:
+    """The client's visible studies grouped by linked episode pk (``None``: unlinked),
+    each counting only its visible instances."""
     if client.patient_pk is None:
         return {}
+    instances = Instance.series_pk == Series.pk
+    if visibility.instance is not None:
+        instances = and_(instances, visibility.instance(Instance))
     two = func.max(case((Instance.sop_class_uid.in_(TWO_D_SOP_CLASSES), 1), else_=0))
     three = func.max(case((Instance.sop_class_uid.in_(THREE_D_SOP_CLASSES), 1), else_=0))
     rows = session.execute(
@@ -116,8 +134,8 @@ def _studies(session: Session, client: Client) -> dict[int | None, list[Timeline
         .select_from(Study)
         .outerjoin(StudyLink, StudyLink.study_pk == Study.pk)
         .outerjoin(Series, Series.study_pk == Study.pk)
-        .outerjoin(Instance, Instance.series_pk == Series.pk)
-        .where(Study.patient_pk == client.patient_pk)
+        .outerjoin(Instance, instances)
+        .where(Study.patient_pk == client.patient_pk, *_visible_studies(visibility))
         # Grouped by the primary keys: the other columns depend on them (and a JSON
         # column cannot be grouped on PostgreSQL).
         .group_by(Study.pk, StudyLink.study_pk)
@@ -132,8 +150,10 @@ def _studies(session: Session, client: Client) -> dict[int | None, list[Timeline
     return grouped
 
 
-def client_timeline(session: Session, client_id: str) -> Timeline:
-    """The client's episodes, events and studies, oldest first.
+def client_timeline(
+    session: Session, client_id: str, visibility: Visibility = EVERYTHING
+) -> Timeline:
+    """The client's episodes, events and the studies ``visibility`` shows, oldest first.
 
     Raises
     ------
@@ -143,7 +163,7 @@ def client_timeline(session: Session, client_id: str) -> Timeline:
     client = session.scalar(select(Client).where(Client.client_id == client_id))
     if client is None:
         raise NotFound("no such client")
-    studies = _studies(session, client)
+    studies = _studies(session, client, visibility)
     episodes = session.scalars(
         select(Episode).where(Episode.client_pk == client.pk)
         .order_by(Episode.earliest_date.nulls_last(), Episode.pk)
@@ -181,8 +201,11 @@ def client_timeline(session: Session, client_id: str) -> Timeline:
     )
 
 
-def find_priors(session: Session, client_id: str | None = None) -> list[Prior]:
-    """Episodes before an interval cancer (CIP) or a malignancy (MP), with their studies.
+def find_priors(
+    session: Session, client_id: str | None = None, visibility: Visibility = EVERYTHING
+) -> list[Prior]:
+    """Episodes before an interval cancer (CIP) or a malignancy (MP), with the studies of
+    them that ``visibility`` shows.
 
     For one client, or for the whole archive when ``client_id`` is ``None``.
     """
@@ -210,7 +233,7 @@ def find_priors(session: Session, client_id: str | None = None) -> list[Prior]:
     for episode_pk, uid in session.execute(
         select(StudyLink.episode_pk, Study.study_instance_uid)
         .join(Study, Study.pk == StudyLink.study_pk)
-        .where(StudyLink.episode_pk.in_(prior_pks))
+        .where(StudyLink.episode_pk.in_(prior_pks), *_visible_studies(visibility))
         .order_by(Study.study_date, Study.study_instance_uid)
     ):
         if episode_pk is not None:

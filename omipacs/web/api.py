@@ -217,12 +217,12 @@ def study_marks(study: str) -> Response:
 def timeline(client_id: str) -> Response:
     require_member(client_id)
     with services().sessions() as session:
-        return _json(client_timeline(session, client_id).to_dict())
+        return _json(client_timeline(session, client_id, restriction()).to_dict())
 
 
 @bp.get("/clients/<client_id>/priors")
 def priors(client_id: str) -> Response:
     require_member(client_id)
     with services().sessions() as session:
-        found = find_priors(session, client_id)
+        found = find_priors(session, client_id, restriction())
     return _json([dataclasses.asdict(p) for p in found])

@@ -68,7 +68,7 @@ def client(client_id: str) -> tuple[str, int]:
     require_member(client_id)
     marks = decision().has(Scope.MARKS)
     with services().sessions() as session:
-        timeline = client_timeline(session, client_id)
+        timeline = client_timeline(session, client_id, restriction())
         studies = [s for e in timeline.episodes for s in e.studies]
         studies += list(timeline.unlinked_studies)
         images = study_images(session, [s.study_uid for s in studies], restriction(),
