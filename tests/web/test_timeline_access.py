@@ -2,11 +2,10 @@
 
 Through the real server, on SQLite and PostgreSQL, with the access fixture
 (:mod:`tests.web.access_fixture`): licence L1 grants 2D, marks and clinical data on
-cohort C (studies 1 and 2), Member P001 also gets a study 5
-outside the cohort version; her cohort study 1 holds a for-processing image, which L1
-does not grant, and no DBT. A researcher's
-timeline lists only her cohort studies, and counts only the instances of the data types
-her licence grants; an admin's lists everything.
+cohort C (studies 1 and 2). Member P001 also gets a study 5 outside the cohort version;
+her cohort study 1 holds a for-processing image, which L1 does not grant, and no DBT. A
+researcher's timeline lists only her cohort studies, and counts only the instances of
+the data types her licence grants; an admin's lists everything.
 """
 
 from __future__ import annotations
