@@ -58,6 +58,25 @@ def limit_malloc_arenas(count: int = MALLOC_ARENAS) -> bool:
         return False
 
 
+_libc: Any = None
+
+
+def trim_malloc() -> bool:
+    """Give the memory glibc's malloc holds free back to the system (``malloc_trim(0)``).
+
+    After a large decode or render, freed blocks below glibc's mmap threshold stay in
+    the process's heap, so a worker keeps its peak resident size between requests;
+    trimming returns them. Returns False where there is no glibc (nothing happens).
+    """
+    global _libc
+    try:
+        if _libc is None:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(_libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def _child(parent: int, target: Callable[..., None], args: tuple[Any, ...]) -> None:
     # The parent's signal handlers (if any) are not the child's.
     for sig in (signal.SIGTERM, signal.SIGINT):

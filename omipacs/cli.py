@@ -64,6 +64,7 @@ def _progress() -> Progress:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the DIMSE SCP and the DICOMweb server until interrupted."""
     from omipacs.children import limit_malloc_arenas
+    from omipacs.dicom.pixels import share_decodes
     from omipacs.dimse import scp
     from omipacs.dimse.pool import ScpPool
     from omipacs.web import server as web_server
@@ -78,6 +79,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(
             settings, dimse=dataclasses.replace(settings.dimse, processes=args.dimse_processes)
         )
+    # One set of decode slots for every HTTP worker and DIMSE process forked below.
+    share_decodes(settings.retrieve.max_concurrent_decodes, settings.retrieve.decode_wait_seconds)
     # Refuse unsafe exposure before anything starts listening.
     scp.check_exposure(settings)
     if not args.no_http:

@@ -260,7 +260,8 @@ class RetrieveSettings:
     """Decoding stored pixels (``/rendered``, thumbnails, transcoding)."""
 
     max_concurrent_decodes: int = 2
-    """Frames decoded (and rendered) at once per process: with ``max_frame_bytes`` this
+    """Frames decoded (and rendered) at once by the whole server (every HTTP worker and
+    DIMSE process of ``omipacs serve`` shares these slots): with ``max_frame_bytes`` this
     bounds the memory pixel work can take, whatever clients ask for."""
     decode_wait_seconds: float = 20.0
     """How long a request waits for a decode slot before a 503."""

@@ -200,6 +200,9 @@ header_timeout = {settings.http.header_timeout}
 keepalive = {settings.http.keepalive}
 max_client_requests = {settings.http.max_client_requests}
 {extra_http}
+[retrieve]
+max_concurrent_decodes = {settings.retrieve.max_concurrent_decodes}
+decode_wait_seconds = {settings.retrieve.decode_wait_seconds!r}
 [auth]
 mode = "{settings.auth.mode}"
 cache_seconds = {settings.auth.cache_seconds}

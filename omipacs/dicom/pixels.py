@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final
@@ -48,6 +51,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from omipacs.children import trim_malloc
 from omipacs.errors import NotAcceptable, ServerBusy
 
 LOGGER = logging.getLogger(__name__)
@@ -82,29 +86,127 @@ LOSSY_SYNTAXES: Final[frozenset[str]] = frozenset(
 (.4.91, .4.203) may be either, so they are not listed."""
 
 
-_slots = threading.BoundedSemaphore(2)
+class _Slots:
+    """Decode slots: a semaphore plus, when forked processes share it, who holds each slot.
+
+    A process-local bound uses a :class:`threading.BoundedSemaphore`. ``omipacs serve``
+    instead creates one semaphore in shared memory before it forks the HTTP workers and
+    the DIMSE processes (:func:`share_decodes`), so ``max_concurrent_decodes`` bounds
+    the whole server rather than each process. A worker killed while decoding (gunicorn's
+    timeout, the OOM killer) cannot release its slot, so each shared slot records the
+    holder's pid, and a waiter hands back the slots of processes that no longer exist.
+    """
+
+    def __init__(self, count: int, shared: bool) -> None:
+        self.shared = shared
+        if shared:
+            context = multiprocessing.get_context("fork")
+            self.semaphore: Any = context.BoundedSemaphore(count)
+            self.holders: Any = context.Array("q", count)  # pid per slot, 0 when free
+        else:
+            self.semaphore = threading.BoundedSemaphore(count)
+            self.holders = None
+
+    def acquire(self, wait: float) -> bool:
+        if not self.shared:
+            return bool(self.semaphore.acquire(timeout=wait))
+        deadline = time.monotonic() + wait
+        while True:
+            if self.semaphore.acquire(timeout=max(0.0, min(1.0, deadline - time.monotonic()))):
+                with self.holders.get_lock():
+                    for i, pid in enumerate(self.holders):
+                        if pid == 0:
+                            self.holders[i] = os.getpid()
+                            break
+                return True
+            if not self._reclaim_dead() and time.monotonic() >= deadline:
+                return False
+
+    def release(self) -> None:
+        if self.shared:
+            with self.holders.get_lock():
+                for i, pid in enumerate(self.holders):
+                    if pid == os.getpid():
+                        self.holders[i] = 0
+                        break
+        self.semaphore.release()
+
+    def _reclaim_dead(self) -> bool:
+        """Free the slots of processes that ended holding them; True if there were any."""
+        reclaimed = False
+        with self.holders.get_lock():
+            for i, pid in enumerate(self.holders):
+                if pid and not _alive(pid):
+                    LOGGER.warning("a decode slot held by ended process %d is free again", pid)
+                    self.holders[i] = 0
+                    self.semaphore.release()
+                    reclaimed = True
+        return reclaimed
+
+    def in_use(self) -> str:
+        """Slots held now by every process sharing them (for the log)."""
+        if self.shared:
+            with self.holders.get_lock():
+                return f"{sum(1 for pid in self.holders if pid)} in use server-wide"
+        return "process-local slots"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_slots = _Slots(2, shared=False)
 _slot_wait = 30.0
 _held = threading.local()
 
+TRIM_AFTER_BYTES: Final = 16 * 1024 * 1024
+"""A decoded frame at least this large makes its slot give freed memory back when released."""
 
-def configure_decodes(slots: int, wait_seconds: float) -> None:
-    """Set how many frames this process decodes at once, and how long a request waits.
 
-    Ingest bounds one decoded frame (``storage.max_frame_bytes``, checked against the
-    codec stream's own header); this bounds how many such frames, and the render work
-    on them, are in memory at once, so peak memory does not grow with the number of
-    clients asking for ``/rendered``.
+def share_decodes(slots: int, wait_seconds: float) -> None:
+    """Bound decodes across this process and every process later forked from it.
+
+    ``omipacs serve`` calls this before forking; :func:`configure_decodes` in a forked
+    child then keeps the shared slots (only the wait changes), so the setting bounds
+    the whole server's pixel memory, not each process's.
     """
     global _slots, _slot_wait
     if slots < 1:
         raise ValueError("at least one decode slot is needed")
-    _slots = threading.BoundedSemaphore(slots)
+    _slots = _Slots(slots, shared=True)
+    _slot_wait = wait_seconds
+
+
+def configure_decodes(slots: int, wait_seconds: float) -> None:
+    """Set how many frames decode at once, and how long a request waits for a slot.
+
+    Ingest bounds one decoded frame (``storage.max_frame_bytes``, checked against the
+    codec stream's own header); this bounds how many such frames, and the render work
+    on them, are in memory at once, so peak memory does not grow with the number of
+    clients asking for ``/rendered``. Under :func:`share_decodes` the slots are the
+    server's and are kept; otherwise (tests, command-line tools) they are this process's.
+    """
+    global _slots, _slot_wait
+    if slots < 1:
+        raise ValueError("at least one decode slot is needed")
+    if not _slots.shared:
+        _slots = _Slots(slots, shared=False)
     _slot_wait = wait_seconds
 
 
 @contextmanager
 def decode_slot() -> Iterator[None]:
-    """Hold one of the process's decode slots (re-entrant within a thread).
+    """Hold one decode slot (re-entrant within a thread).
+
+    When the outermost slot is released after a large frame was decoded under it,
+    glibc is asked to return freed memory to the system (:func:`trim_malloc`), so a
+    process's resident size falls back after a large render instead of keeping its peak.
 
     Raises
     ------
@@ -120,14 +222,28 @@ def decode_slot() -> Iterator[None]:
             _held.depth -= 1
         return
     slots = _slots
-    if not slots.acquire(timeout=_slot_wait):
+    if not slots.acquire(_slot_wait):
         raise ServerBusy("the server is busy decoding images; retry shortly")
     _held.depth = 1
+    _held.large = False
+    # Logged while the slot is held, so the lines of all processes sharing the slots
+    # show, in order, who decoded when (tests/web/test_decode_slots.py reads them).
+    LOGGER.debug("decode slot taken by process %d (%s)", os.getpid(), slots.in_use())
     try:
         yield
     finally:
         _held.depth = 0
+        LOGGER.debug("decode slot released by process %d", os.getpid())
         slots.release()
+        if _held.large:
+            _held.large = False
+            trim_malloc()
+
+
+def _note_decoded(nbytes: int) -> None:
+    depth: int = getattr(_held, "depth", 0)
+    if nbytes >= TRIM_AFTER_BYTES and depth:
+        _held.large = True
 
 
 def is_native(transfer_syntax: str) -> bool:
@@ -279,6 +395,7 @@ def decode_frame_with_properties(
                 arr, props = decoder.as_array(
                     encapsulate([frame], has_bot=False), index=0, **opts
                 )
+            _note_decoded(arr.nbytes)
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException as exc:

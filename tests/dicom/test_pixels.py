@@ -221,3 +221,64 @@ def test_decode_slots_bound_concurrent_decodes_and_are_reentrant() -> None:
                 pass
     finally:
         configure_decodes(2, 20.0)
+
+
+def test_shared_decode_slots_bound_forked_processes_and_outlive_a_killed_holder() -> None:
+    """``omipacs serve`` shares one set of slots with every process it forks."""
+    import multiprocessing
+    import os
+    import signal
+    import threading
+
+    from omipacs.dicom import pixels
+    from omipacs.dicom.pixels import configure_decodes, decode_slot, share_decodes
+    from omipacs.errors import ServerBusy
+
+    saved = pixels._slots, pixels._slot_wait
+    context = multiprocessing.get_context("fork")
+    share_decodes(1, 0.3)
+    try:
+
+        def busy_in_child(result: Any, go: Any) -> None:
+            configure_decodes(4, 0.3)  # a forked child's own configuration keeps the shared slots
+            go.wait(30)
+            try:
+                with decode_slot():
+                    result.value = 1
+            except ServerBusy:
+                result.value = 2
+
+        result, go = context.Value("i", 0), context.Event()
+        child = context.Process(target=busy_in_child, args=(result, go))
+        child.start()  # before the parent takes a slot: a fork copies the thread's state
+        with decode_slot():  # the parent holds the only slot: the child must be refused
+            go.set()
+            child.join(30)
+        assert result.value == 2
+        result, go = context.Value("i", 0), context.Event()
+        child = context.Process(target=busy_in_child, args=(result, go))
+        child.start()
+        go.set()
+        child.join(30)
+        assert result.value == 1  # released by the parent: the child gets it
+
+        holding = context.Event()
+
+        def hold_forever() -> None:
+            with decode_slot():
+                holding.set()
+                threading.Event().wait(60)
+
+        holder = context.Process(target=hold_forever)
+        holder.start()
+        assert holding.wait(30)
+        with pytest.raises(ServerBusy):
+            with decode_slot():
+                pass
+        assert holder.pid is not None
+        os.kill(holder.pid, signal.SIGKILL)  # dies holding its slot
+        holder.join(30)
+        with decode_slot():  # the dead holder's slot is handed back
+            pass
+    finally:
+        pixels._slots, pixels._slot_wait = saved
