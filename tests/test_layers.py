@@ -54,7 +54,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cohorts",),
     ("access",),
     ("services",),
-    ("bootstrap", "integrity", "withdrawal", "export"),
+    ("schema", "bootstrap", "integrity", "withdrawal", "export"),
     ("demo",),
     (
         "web",

@@ -7,9 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-import omipacs.annotations.models  # noqa: F401 - registers the mark tables
 from omipacs.index.db import alembic_config, make_engine, upgrade
-from omipacs.index.models import Base
+from omipacs.schema import metadata
 
 MARK_TABLES = {"mark", "mark_lesion"}
 
@@ -35,7 +34,7 @@ def test_migration_matches_the_models_and_downgrades(db_url: str) -> None:
     upgrade(engine)
     with engine.connect() as conn:
         assert MARK_TABLES <= set(inspect(conn).get_table_names())
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert not _tables_of(diff) & MARK_TABLES, diff
 
     cfg = alembic_config(db_url)

@@ -5,13 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import omipacs.access.models  # noqa: F401
-import omipacs.annotations.models  # noqa: F401
-import omipacs.clinical.models  # noqa: F401
-import omipacs.export.models  # noqa: F401
-from omipacs.index import models
+from omipacs.schema import metadata
 
-target_metadata = models.Base.metadata
+target_metadata = metadata
 config = context.config
 
 
