@@ -266,10 +266,14 @@ def marks_for_image(
 # -- cohorts and statistics --------------------------------------------------------------
 
 
-def _marked_images(kinds: Sequence[str]) -> list[ColumnElement[bool]]:
+def _marked_images(
+    kinds: Sequence[str], conspicuity: Sequence[str] = ()
+) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [Mark.current.is_(True)]
     if kinds:
         conditions.append(Mark.finding_kind.in_(kinds))
+    if conspicuity:
+        conditions.append(Mark.conspicuity.in_(conspicuity))
     return conditions
 
 
@@ -288,8 +292,12 @@ def clients_with_marks(finding_type: str | Iterable[str] | None = None) -> Selec
     )
 
 
-def client_has_marks(finding_type: str | Iterable[str] | None = None) -> ColumnElement[bool]:
-    """A condition on ``Client``: she has current marks (of the given finding types).
+def client_has_marks(
+    finding_type: str | Iterable[str] | None = None,
+    conspicuity: str | Iterable[str] | None = None,
+) -> ColumnElement[bool]:
+    """A condition on ``Client``: she has a current mark (of the given finding types and
+    conspicuity, both on the same mark).
 
     Correlated on ``Client.patient_pk``, for ``cohorts.client_conditions``.
     """
@@ -299,7 +307,7 @@ def client_has_marks(finding_type: str | Iterable[str] | None = None) -> ColumnE
         .join(Series, Instance.series_pk == Series.pk)
         .join(Study, Series.study_pk == Study.pk)
         .where(Study.patient_pk == Client.patient_pk,
-               *_marked_images(finding_kinds(finding_type)))
+               *_marked_images(finding_kinds(finding_type), conspicuities(conspicuity)))
     )
 
 

@@ -15,6 +15,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any, Final
 
+from omipacs.annotations.codes import Conspicuity
 from omipacs.clinical.classify import EpisodeOutcome
 from omipacs.clinical.codes import DCIS_GRADES, DISEASE_GRADES, CaseOutcome, LesionDescription
 from omipacs.clinical.imaging import THREE_D_SOP_CLASSES, TWO_D_SOP_CLASSES
@@ -89,6 +90,10 @@ class CohortFilters:
     lesion_types: tuple[str, ...] = ()
     mark_types: tuple[str, ...] = ()
     """Clients with current expert marks of these finding types (``any`` for any)."""
+    conspicuities: tuple[str, ...] = ()
+    """Clients with a current expert mark of this conspicuity (``Obvious``, ``Subtle``,
+    ``Very_subtle``, ``Occult``, ``Not_recalled``); with ``mark_types``, one mark must
+    be of both (a subtle mass)."""
     pathology: PathologyFilter = field(default_factory=PathologyFilter)
     scope: StudyScope = StudyScope.MATCHING
 
@@ -118,12 +123,22 @@ class CohortFilters:
                 raise _bad(f"{what} range is empty")
         if any(not m.strip() for m in self.manufacturers):
             raise _bad("empty manufacturer")
+        if set(self.conspicuities) - {c.value for c in Conspicuity}:
+            raise _bad("unknown conspicuity")
 
     # -- serialisation ---------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, with every field (stable, so it can be hashed)."""
+        """JSON-ready, with every field (stable, so it can be hashed).
+
+        Fields added after definition schema 1 (:data:`_LATER_FIELDS`) are written only
+        when set, so the definitions and hashes of cohorts saved before them stay as
+        they were.
+        """
         data = asdict(self)
+        for key in _LATER_FIELDS:
+            if not data[key]:
+                del data[key]
         for key in ("date_from", "date_to"):
             data[key] = data[key].isoformat() if data[key] else None
         data["scope"] = self.scope.value
@@ -271,6 +286,18 @@ def _lower(items: list[str]) -> tuple[str, ...]:
     return tuple(i.lower().replace(" ", "_") for i in items)
 
 
+def _conspicuity(items: list[str]) -> tuple[str, ...]:
+    """Conspicuity names in any case (``very_subtle``) to their canonical spelling."""
+    known = {c.value.lower(): c.value for c in Conspicuity}
+    try:
+        return tuple(known[i.strip().lower()] for i in items)
+    except KeyError:
+        raise _bad("unknown conspicuity") from None
+
+
+_LATER_FIELDS: Final = ("conspicuities",)
+"""Fields written to a definition only when set (see :meth:`CohortFilters.to_dict`)."""
+
 _Convert = Any
 _PARAMS: Final[dict[str, tuple[str, _Convert]]] = {
     "outcome": ("outcomes", _upper),
@@ -294,6 +321,7 @@ _PARAMS: Final[dict[str, tuple[str, _Convert]]] = {
     "feature": ("features", _lower),
     "lesion": ("lesion_types", _upper),
     "mark_type": ("mark_types", _lower),
+    "conspicuity": ("conspicuities", _conspicuity),
     "scope": ("scope", lambda i: _scope(_one(i))),
 }
 _PATHOLOGY_PARAMS: Final[dict[str, tuple[str, _Convert]]] = {

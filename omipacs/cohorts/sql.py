@@ -86,9 +86,9 @@ def client_row_conditions(filters: CohortFilters) -> list[ColumnElement[bool]]:
 def client_conditions(filters: CohortFilters) -> list[ColumnElement[bool]]:
     """Conditions on ``Client`` (correlated subqueries for the clinical details)."""
     out = client_row_conditions(filters)
-    if filters.mark_types:
+    if filters.mark_types or filters.conspicuities:
         kinds = [t for t in filters.mark_types if t != "any"]
-        out.append(client_has_marks(kinds or None))
+        out.append(client_has_marks(kinds or None, filters.conspicuities or None))
     density: list[ColumnElement[bool]] = []
     if filters.density_grades:
         density.append(Density.density_grade.in_(filters.density_grades))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -344,11 +345,12 @@ def test_a_saved_cohort_does_not_change_when_data_arrives(any_db_services: Servi
 def test_filters_from_query_parameters() -> None:
     params = {"outcome": ["M", "b"], "dim": "3d", "grade": "3,G2", "her2": "positive",
               "manufacturer": "Hologic", "age_min": "50", "date_from": "2010-01-01",
-              "marked": "false", "scope": "all", "density": ["3", "4"], "nodes": "negative"}
+              "marked": "false", "scope": "all", "density": ["3", "4"], "nodes": "negative",
+              "conspicuity": "very_subtle,Obvious"}
     assert CohortFilters.from_params(params) == CohortFilters(
         outcomes=("M", "B"), dimensions=("3D",), manufacturers=("Hologic",), age_min=50,
         date_from=date(2010, 1, 1), marked=False, scope=StudyScope.ALL,
-        density_grades=("3", "4"),
+        density_grades=("3", "4"), conspicuities=("Very_subtle", "Obvious"),
         pathology=PathologyFilter(grades=("G3", "G2"), her2_positive=True,
                                   nodes_positive=False),
     )
@@ -359,7 +361,7 @@ def test_filters_from_query_parameters() -> None:
     [{"outcome": "X"}, {"colour": "red"}, {"dim": "4D"}, {"age_min": "old"},
      {"age_min": "70", "age_max": "50"}, {"marked": "perhaps"}, {"grade": "7"},
      {"date_from": "yesterday"}, {"scope": "some"}, {"age_min": ["50", "60"]},
-     {"lesion": "XX"}, {"density": "5"}],
+     {"lesion": "XX"}, {"density": "5"}, {"conspicuity": "faint"}],
 )
 def test_bad_query_parameters(params: dict[str, Any]) -> None:
     with pytest.raises(BadRequest):
@@ -382,6 +384,14 @@ def test_definition_round_trip() -> None:
         CohortFilters.from_dict({"pathology": {"grade": "G1"}})
     with pytest.raises(BadRequest):
         CohortFilters(manufacturers=(" ",))
+    # A field added after schema 1 is written only when set: earlier definitions and
+    # their hashes do not change.
+    assert "conspicuities" not in definition
+    subtle = dataclasses.replace(filters, conspicuities=("Subtle",))
+    assert subtle.definition()["conspicuities"] == ["Subtle"]
+    assert CohortFilters.from_dict(subtle.definition()) == subtle
+    with pytest.raises(BadRequest):
+        CohortFilters(conspicuities=("Faint",))
 
 
 def test_a_cohort_needs_a_name(deid_services: Services) -> None:

@@ -68,6 +68,34 @@ def test_cohort_filter_has_marks(archive: tuple[FlaskClient, Services]) -> None:
     assert stats["tables"]["marked"]["total"] == len({m["client_id"] for m in marks})
 
 
+def test_cohort_filter_by_conspicuity_and_mark_type(
+    archive: tuple[FlaskClient, Services],
+) -> None:
+    """A conspicuity, alone or with a mark type, selects the clients with one mark of it
+    (both on the same mark), as the marks search finds them."""
+    client, _ = archive
+    marks = json.loads(client.get("/api/v1/marks?limit=1000").data)
+    seen = {m["conspicuity"] for m in marks if m["conspicuity"]}
+    assert seen, "the demo marks carry a conspicuity"
+    for value in seen:
+        found = json.loads(
+            client.get(f"/api/v1/cohorts/query?conspicuity={value.lower()}").data
+        )
+        assert {c["client_id"] for c in found["clients"]} == {
+            m["client_id"] for m in marks if m["conspicuity"] == value
+        }
+        kind = next(m["finding_kind"] for m in marks if m["conspicuity"] == value)
+        both = json.loads(
+            client.get(f"/api/v1/cohorts/query?conspicuity={value}&mark_type={kind}").data
+        )
+        assert {c["client_id"] for c in both["clients"]} == {
+            m["client_id"] for m in marks
+            if m["conspicuity"] == value and m["finding_kind"] == kind
+        }
+    bad = client.get("/api/v1/cohorts/query?conspicuity=faint")
+    assert bad.status_code == 400 and "conspicuity" in json.loads(bad.data)["error"]
+
+
 def test_import_over_http_rejects_with_reasons(archive: tuple[FlaskClient, Services]) -> None:
     client, _ = archive
     r = client.post(

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from omipacs.access.policy import Action, Role, readable_cohorts
 from omipacs.access.scopes import Scope
-from omipacs.annotations.codes import FindingKind
+from omipacs.annotations.codes import Conspicuity, FindingKind
 from omipacs.annotations.study_images import StudyImage, study_images
 from omipacs.clinical.codes import CASE_OUTCOME_ORDER, DCIS_GRADES, LesionDescription
 from omipacs.clinical.stats import OUTCOME_LABELS
@@ -94,6 +94,9 @@ FIELDS: Final[tuple[FilterField, ...]] = (
                 group="Marks"),
     FilterField("mark_type", "Mark types", "check",
                 tuple(Choice(k.value, k.value.replace("_", " ")) for k in FindingKind),
+                group="Marks"),
+    FilterField("conspicuity", "Conspicuity", "check",
+                tuple(Choice(c.value, c.value.replace("_", " ").lower()) for c in Conspicuity),
                 group="Marks"),
     FilterField("lesion", "Lesion (NBSS description)", "check",
                 tuple(Choice(d.value, _LESIONS.get(d.value, d.value)) for d in LesionDescription),
