@@ -128,12 +128,12 @@ class IdentifiableInstance(OmipacsError):
 
 
 class Withdrawn(OmipacsError):
-    """The instance or record is of a client who has withdrawn from the archive (the
-    NHS national data opt-out): nothing of hers is accepted again, from any site.
+    """The client has withdrawn (opted out): nothing of hers is accepted, from any site.
 
-    C-STORE answers 0x0124 (Refused: Not Authorized) with this reason as the Error
-    Comment; STOW-RS lists the instance with that FailureReason; the message never
-    names her (docs/withdrawal.md)."""
+    She used the NHS national data opt-out or asked the archive. C-STORE answers 0x0124
+    (Refused: Not Authorized) with this reason as the Error Comment; STOW-RS lists the
+    instance with that FailureReason; the message never names her (docs/withdrawal.md).
+    """
 
     dimse_status = DimseStatus.NOT_AUTHORIZED
     http_status = 403
