@@ -9,24 +9,9 @@ from sqlalchemy import inspect
 
 from omipacs.index.db import alembic_config, make_engine, upgrade
 from omipacs.schema import metadata
+from tests.migrations import tables_of
 
 MARK_TABLES = {"mark", "mark_lesion"}
-
-
-def _tables_of(diff: list[object]) -> set[str]:
-    names = set()
-    for change in diff:
-        item = change[0] if isinstance(change, list) else change
-        assert isinstance(item, tuple)
-        for part in item[1:]:
-            table = getattr(part, "table", None)
-            if table is not None:
-                names.add(str(table.name))
-            elif hasattr(part, "columns") and getattr(part, "name", None):
-                names.add(str(part.name))
-            elif isinstance(part, str):
-                names.add(part)
-    return names
 
 
 def test_migration_matches_the_models_and_downgrades(db_url: str) -> None:
@@ -35,7 +20,7 @@ def test_migration_matches_the_models_and_downgrades(db_url: str) -> None:
     with engine.connect() as conn:
         assert MARK_TABLES <= set(inspect(conn).get_table_names())
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
-    assert not _tables_of(diff) & MARK_TABLES, diff
+    assert not tables_of(diff) & MARK_TABLES, diff
 
     cfg = alembic_config(db_url)
     with engine.begin() as conn:

@@ -2,50 +2,18 @@
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import delete, inspect
+from sqlalchemy import delete
 
 from omipacs.index.changes import ChangeKind, changes_since, current_sequence, record_change
-from omipacs.index.db import alembic_config, make_engine, make_sessionmaker, upgrade
+from omipacs.index.db import make_engine, make_sessionmaker, upgrade
 from omipacs.index.models import ChangeEvent
-from omipacs.schema import metadata
+from tests.migrations import check_migration
 
 TABLES = {"change_event", "withdrawal"}
 
 
-def _tables_of(diff: list[object]) -> set[str]:
-    names = set()
-    for change in diff:
-        item = change[0] if isinstance(change, list) else change
-        assert isinstance(item, tuple)
-        for part in item[1:]:
-            table = getattr(part, "table", None)
-            if table is not None:
-                names.add(str(table.name))
-            elif isinstance(part, str):
-                names.add(part)
-    return names
-
-
 def test_migration_matches_the_models_and_downgrades(db_url: str) -> None:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    with engine.connect() as conn:
-        assert TABLES <= set(inspect(conn).get_table_names())
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
-    assert not _tables_of(diff) & TABLES, diff
-    cfg = alembic_config(db_url)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0005")
-    with engine.connect() as conn:
-        assert not TABLES & set(inspect(conn).get_table_names())
-    upgrade(engine)
-    with engine.connect() as conn:
-        assert TABLES <= set(inspect(conn).get_table_names())
-    engine.dispose()
+    check_migration(db_url, TABLES, "0005")
 
 
 def test_sequence_grows_is_never_reused_and_pages(db_url: str) -> None:
