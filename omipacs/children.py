@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable
 from multiprocessing.context import ForkProcess
 from typing import Any
@@ -88,7 +89,15 @@ def _child(parent: int, target: Callable[..., None], args: tuple[Any, ...]) -> N
 
 
 def fork(target: Callable[..., None], args: tuple[Any, ...], name: str) -> ForkProcess:
-    """Start ``target(*args)`` in a forked child process."""
+    """Start ``target(*args)`` in a forked child process.
+
+    Fork only while this process runs no other thread: a lock another thread holds at
+    the fork (a queue's, a connection pool's, the C library's) stays held in the child,
+    which then hangs the first time it needs it. Doing so anyway is logged.
+    """
+    others = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+    if others:
+        log.warning("forking %s while threads run: %s", name, ", ".join(sorted(others)))
     context = multiprocessing.get_context("fork")
     process = context.Process(target=_child, args=(os.getpid(), target, args), name=name)
     process.start()

@@ -91,11 +91,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   spool_max_age=0 if args.sweep_all else None)
 
     stop = threading.Event()
-    # The HTTP workers are forked: before any thread starts here, with no open
-    # database connection to inherit.
-    services.engine.dispose()
+    # The HTTP workers and SCP processes are forked before this process runs any thread
+    # (the archive's audit writer is one) or holds a database connection: a lock that a
+    # thread held at the fork would stay locked forever in the child. The archive opened
+    # above (to migrate and sweep) is closed, and opened again once the children run.
+    services.close()
     http = None if args.no_http else web_server.start(settings)
     dimse: Any = ScpPool(settings) if settings.dimse.processes > 1 else None
+    services = open_archive(settings, migrate=False)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if dimse is None:

@@ -80,3 +80,5 @@ def test_scp_processes_share_the_port_the_archive_and_the_limit(tmp_path: Path) 
     finally:
         server.stop()
     assert server.process.returncode == 0
+    # The SCP processes were forked while the parent ran no other thread.
+    assert not [line for line in server.log if "while threads run" in line]
