@@ -37,6 +37,7 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels.processing import apply_color_lut, apply_modality_lut, apply_voi
 
+from omipacs.dicom.reduced import decode_frame_reduced
 from omipacs.errors import BadRequest, NotAcceptable
 
 MEDIA_TYPES: Final[frozenset[str]] = frozenset({"image/jpeg", "image/png", "image/gif"})
@@ -504,12 +505,24 @@ def _reduce(arr: np.ndarray, factor: int, *, average: bool) -> np.ndarray:
     width = arr.shape[1] // factor * factor
     if height == 0 or width == 0:
         return arr[::factor, ::factor]
+    shape = (height // factor, width // factor, *arr.shape[2:])
+    count = factor * factor
+    if arr.dtype.kind == "u" and arr.dtype.itemsize <= 2 and count <= 1 << 16:
+        # Unsigned 8/16-bit sums fit in 32 bits; the rounded mean keeps the pixels' type,
+        # so the lookup table indexes it without a widened copy.
+        total = np.zeros(shape, dtype=np.uint32)
+        for dy in range(factor):
+            for dx in range(factor):
+                total += arr[dy:height:factor, dx:width:factor]
+        total += count // 2
+        total //= count
+        return total.astype(arr.dtype)
     kind = np.float64 if arr.dtype.kind == "f" else np.int64
-    acc = np.zeros((height // factor, width // factor, *arr.shape[2:]), dtype=kind)
+    acc = np.zeros(shape, dtype=kind)
     for dy in range(factor):
         for dx in range(factor):
             acc += arr[dy:height:factor, dx:width:factor]
-    mean = acc / (factor * factor)
+    mean = acc / count
     return mean if arr.dtype.kind == "f" else np.rint(mean).astype(np.int64)
 
 
@@ -555,6 +568,7 @@ def render_frame(
     quality: int | None = None,
     thumbnail: bool = False,
     frame_index: int = 0,
+    decoded_scale: int = 1,
 ) -> bytes:
     """Render a decoded frame as an 8-bit JPEG or PNG.
 
@@ -578,6 +592,10 @@ def render_frame(
         Fit in THUMBNAIL_SIZE square unless a viewport is given; never enlarge.
     frame_index : int
         0-based frame number, used to pick per-frame functional group values.
+    decoded_scale : int
+        The frame was decoded at 1/`decoded_scale` of its resolution
+        (:func:`omipacs.dicom.reduced.decode_frame_reduced`): the viewport and the
+        output size still refer to the full frame of the header's Rows and Columns.
 
     Returns
     -------
@@ -612,10 +630,18 @@ def render_frame(
         raise ValueError(f"expected one frame of {samples} samples, got shape {pixels.shape}")
     palette = not color and str(header.get("PhotometricInterpretation")) == "PALETTE COLOR"
 
-    rows, columns = pixels.shape[:2]
+    if decoded_scale > 1:
+        rows, columns = int(header.Rows), int(header.Columns)
+    else:
+        rows, columns = pixels.shape[:2]
     region = _source_region(rows, columns, view)
     out_w, out_h = _output_size(region.x1 - region.x0, region.y1 - region.y0, view, thumbnail)
-    cropped = pixels[region.y0 : region.y1, region.x0 : region.x1]
+    if decoded_scale > 1:
+        s = decoded_scale
+        y0, x0 = min(region.y0 // s, pixels.shape[0] - 1), min(region.x0 // s, pixels.shape[1] - 1)
+        cropped = pixels[y0 : max(y0 + 1, -(-region.y1 // s)), x0 : max(x0 + 1, -(-region.x1 // s))]
+    else:
+        cropped = pixels[region.y0 : region.y1, region.x0 : region.x1]
     ratio = min(cropped.shape[1] / out_w, cropped.shape[0] / out_h)
     factor = int(ratio // 2) if ratio >= 4 else 1
     reduced = _reduce(cropped, factor, average=not (thumbnail or palette))
@@ -635,6 +661,52 @@ def render_frame(
         resample = Image.Resampling.BICUBIC if enlarging else Image.Resampling.LANCZOS
         image = image.resize((out_w, out_h), resample)
     return _encode(image, media_type, DEFAULT_QUALITY if quality is None else int(quality))
+
+
+def render_stored_frame(
+    header: Dataset,
+    frame: bytes,
+    transfer_syntax: str,
+    *,
+    media_type: str,
+    window: Window | None = None,
+    viewport: Viewport | None = None,
+    quality: int | None = None,
+    thumbnail: bool = False,
+    frame_index: int = 0,
+) -> bytes:
+    """Decode a stored frame no finer than the picture needs, then :func:`render_frame` it.
+
+    The picture's size is known before decoding (the viewport, or THUMBNAIL_SIZE for a
+    thumbnail), so a frame whose codec can decode at a lower resolution (JPEG 2000,
+    baseline JPEG; :mod:`omipacs.dicom.reduced`) is decoded at the largest power-of-two
+    reduction that still leaves at least as many pixels as the picture has: a 256-pixel
+    thumbnail of a 4096-row JPEG 2000 mammogram decodes 1/16 of the pixels. The arguments
+    are those of :func:`render_frame`, with the frame's stored bytes in place of pixels.
+    """
+    rows, columns = int(header.get("Rows") or 0), int(header.get("Columns") or 0)
+    most = 1
+    if rows > 0 and columns > 0:
+        view = Viewport(*viewport) if viewport is not None else None
+        region = _source_region(rows, columns, view)
+        width, height = region.x1 - region.x0, region.y1 - region.y0
+        out_w, out_h = _output_size(width, height, view, thumbnail)
+        ratio = min(width / out_w, height / out_h)
+        while most * 2 <= ratio:
+            most *= 2
+    pixels, scale = decode_frame_reduced(header, frame, transfer_syntax, most)
+    del frame
+    return render_frame(
+        header,
+        pixels,
+        media_type=media_type,
+        window=window,
+        viewport=viewport,
+        quality=quality,
+        thumbnail=thumbnail,
+        frame_index=frame_index,
+        decoded_scale=scale,
+    )
 
 
 def _render_gray(

@@ -27,7 +27,7 @@ from omipacs.retrieve.render import (
     parse_quality_param,
     parse_viewport_param,
     parse_window_param,
-    render_frame,
+    render_stored_frame,
 )
 from omipacs.retrieve.transcode import transcode_frame, transcode_instance
 from omipacs.web import negotiate
@@ -353,8 +353,10 @@ def _render_decoded(
 ) -> Response:
     svc = services()
     header = headers_cache().get(svc.blobs, loc)
-    pixels = decode_frame(header, frame_io.read_frame(svc.blobs, loc, frame), loc.transfer_syntax)
     if marks and decision().has(Scope.MARKS):
+        data = frame_io.read_frame(svc.blobs, loc, frame)
+        pixels = decode_frame(header, data, loc.transfer_syntax)
+        del data
         # Draw the expert marks over the picture (marks can change: do not cache);
         # without the marks scope they do not exist for the caller.
         with svc.sessions() as session:
@@ -371,9 +373,12 @@ def _render_decoded(
                 thumbnail=thumbnail,
             )
         return Response(image, content_type=media, headers={"Cache-Control": "private, no-cache"})
-    image = render_frame(
+    # Decoded no finer than the picture needs (a thumbnail of a JPEG 2000 frame decodes
+    # a fraction of its pixels).
+    image = render_stored_frame(
         header,
-        pixels,
+        frame_io.read_frame(svc.blobs, loc, frame),
+        loc.transfer_syntax,
         media_type=media,
         window=window,
         viewport=viewport,

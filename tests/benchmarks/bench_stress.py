@@ -22,7 +22,6 @@ the work is spread over several processes.
 from __future__ import annotations
 
 import argparse
-import io
 import socket
 import statistics
 import sys
@@ -35,17 +34,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
 import requests  # noqa: E402
-from pydicom.encaps import encapsulate  # noqa: E402
-from pydicom.uid import JPEGLSLossless  # noqa: E402
 
 from omipacs.demo import factory  # noqa: E402
 from tests.benchmarks.common import TreeMemory  # noqa: E402
 from tests.conftest import make_settings, start_server  # noqa: E402
 from tests.ingest import doors  # noqa: E402
 from tests.ingest.malformed import stream_declares_more_pixels  # noqa: E402
+from tests.retrieve.builders import largest_accepted_frame  # noqa: E402
 
 ATTACKER = "127.0.0.2"
 """Every hostile client connects from here; the normal user from 127.0.0.1. The server
@@ -66,23 +63,6 @@ def attacker_session() -> requests.Session:
     session = requests.Session()
     session.mount("http://", _FromAttacker())
     return session
-
-
-def largest_accepted_frame() -> bytes:
-    """An 8192 x 8192 x 8-bit JPEG-LS mammogram-sized frame: 64 MiB decoded, ~1 KB sent."""
-    import jpeg_ls
-
-    stream = bytes(jpeg_ls.encode(np.zeros((8192, 8192), np.uint8)))
-    ds = factory.make_mammo(rows=64, columns=48)
-    ds.Rows = ds.Columns = 8192
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelData = encapsulate([stream])
-    ds["PixelData"].VR = "OB"
-    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -7,6 +7,7 @@ pydicom cannot encode, from dcmtk's ``dcmcjpeg``.
 
 from __future__ import annotations
 
+import io
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from pydicom.uid import (
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    JPEGLSLossless,
 )
 
 MG_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
@@ -163,3 +165,24 @@ def dcmtk_compress(source: Path, target: Path, *options: str) -> tuple[str, list
 def header_of(path: Path) -> FileDataset:
     """Read a stored file the way the archive does: header only."""
     return pydicom.dcmread(path, stop_before_pixels=True)
+
+
+def largest_accepted_frame(value: int = 0) -> bytes:
+    """A Part 10 file of one 8192 x 8192 x 8-bit JPEG-LS frame of `value`: the largest
+    frame ingest accepts (``storage.max_frame_bytes``, 64 MiB decoded) from about 1 KB
+    sent, which is what a client asking for it to be rendered over and over costs."""
+    import jpeg_ls
+
+    from omipacs.demo import factory
+
+    stream = bytes(jpeg_ls.encode(np.full((8192, 8192), value, np.uint8)))
+    ds = factory.make_mammo(rows=64, columns=48)
+    ds.Rows = ds.Columns = 8192
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelData = encapsulate([stream])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()

@@ -13,9 +13,9 @@ import pytest
 import requests
 
 from omipacs.config import RetrieveSettings, Settings
-from tests.benchmarks.bench_stress import largest_accepted_frame
 from tests.conftest import start_server
 from tests.ingest import doors
+from tests.retrieve.builders import largest_accepted_frame
 
 pytestmark = pytest.mark.slow
 
