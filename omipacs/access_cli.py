@@ -102,7 +102,7 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def cmd_licence(args: argparse.Namespace) -> int:
-    """``omipacs licence create|list|show|suspend|reinstate|revoke|add-member``."""
+    """``omipacs licence create|list|show|suspend|reinstate|revoke|add-member|rebind``."""
 
     def work(svc: Services) -> None:
         with svc.write_sessions.begin() as session:
@@ -134,6 +134,14 @@ def cmd_licence(args: argparse.Namespace) -> int:
                 raise SystemExit(f"licence {args.action} needs the licence ID")
             if args.action == "show":
                 _print(args, admin.show_licence(session, args.id).to_dict())
+            elif args.action == "rebind":
+                if args.cohort is None:
+                    raise SystemExit("licence rebind ID --cohort NEWER_VERSION_ID")
+                before = admin.show_licence(session, args.id).cohort_id
+                lic = admin.rebind_licence(session, args.id, args.cohort)
+                _audit(svc, "licence-rebind",
+                       f"licence:{args.id} cohort:{before}->{args.cohort}")
+                _print(args, lic.to_dict())
             elif args.action == "add-member":
                 if not args.member:
                     raise SystemExit("licence add-member ID --member EMAIL")
@@ -261,7 +269,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("licence", help="licences: create, list, show, suspend, revoke")
     p.add_argument(
         "action",
-        choices=["create", "list", "show", "suspend", "reinstate", "revoke", "add-member"],
+        choices=["create", "list", "show", "suspend", "reinstate", "revoke", "add-member",
+                 "rebind"],
     )
     p.add_argument("id", nargs="?", type=int)
     p.add_argument("--title")

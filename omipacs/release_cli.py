@@ -102,7 +102,7 @@ def cmd_create(args: argparse.Namespace, settings: config.Settings, svc: Service
     options = parse_options(args.storage_option, settings.release.options)
     dest = Destination(args.to, options)
     with svc.write_sessions.begin() as session:
-        row, new = releases.begin(session, args.licence, args.to)
+        row, new = releases.begin(session, args.licence, args.to, full=args.full)
         release_pk, number = row.pk, row.number
     _audit(svc, "release-create" if new else "release-resume",
            f"licence:{args.licence} release:{number}")
@@ -291,6 +291,9 @@ def register(sub: Any) -> None:
                    help="fsspec option for the destination (repeatable), e.g. endpoint_url=…")
     p.add_argument("--workers", type=int, help="parallel transfers (default [release] workers)")
     p.add_argument("--max-bytes-per-second", type=int, help="cap this process's transfer rate")
+    p.add_argument("--full", action="store_true",
+                   help="create: compare every file with the previous release instead of "
+                        "reading the change feed")
     p.add_argument("--burst", action="store_true", help="worker: exit once the queue is empty")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_release)

@@ -263,6 +263,27 @@ def set_licence_state(session: Session, licence_id: int, state: str) -> LicenceI
     return _licence_info(session, lic)
 
 
+def rebind_licence(session: Session, licence_id: int, cohort_id: int) -> LicenceInfo:
+    """Move a licence to a newer saved version of its cohort (say, one holding a new
+    study of a member). Versions never change, so this is how a licence's data grows;
+    another cohort, or an older version, is refused: that would be a different licence.
+    The caller audits it; the licence's next release compares every file."""
+    lic = find_licence(session, licence_id)
+    if lic.state == "revoked":
+        raise BadRequest("a revoked licence cannot be re-bound")
+    get_cohort(session, cohort_id, with_members=False)  # 404 for an unknown cohort
+    current, target = session.get(Cohort, lic.cohort_pk), session.get(Cohort, cohort_id)
+    assert current is not None and target is not None
+    if target.name != current.name:
+        raise BadRequest(f"a licence moves only to a version of its cohort {current.name!r}")
+    if target.version <= current.version:
+        raise BadRequest(f"the licence is on version {current.version}: "
+                         "it moves only to a newer version")
+    lic.cohort_pk = target.pk
+    session.flush()
+    return _licence_info(session, lic)
+
+
 # -- tokens --------------------------------------------------------------------------------
 
 

@@ -147,6 +147,10 @@ class Destination:
                 shutil.copyfileobj(f, out, CHUNK)
             else:
                 _sendfile(f, out)
+            # Flush to disk while the hash is still being computed: the two overlap
+            # instead of one waiting for the other (the writer's own fsync is then free).
+            out.flush()
+            os.fsync(out.fileno())
             found = hashed.result()
             if expect_sha256 is not None and found.sha256 != expect_sha256:
                 raise ChecksumMismatch(f"{relative}: stored bytes hash to {found.sha256[:12]}…,"

@@ -21,8 +21,11 @@ from omipacs.services import Services
 log = logging.getLogger(__name__)
 
 
-def start(services: Services, licence_id: int, url: str) -> releases.ReleaseInfo:
-    """Create (or resume) the release of ``licence_id`` at ``url`` and start its work."""
+def start(
+    services: Services, licence_id: int, url: str, *, full: bool = False
+) -> releases.ReleaseInfo:
+    """Create (or resume) the release of ``licence_id`` at ``url`` and start its work
+    (``full``: compare every file instead of reading the change feed)."""
     settings = services.settings.release
     queued = settings.queue == "procrastinate"
     if queued and services.engine.dialect.name != "postgresql":
@@ -31,7 +34,7 @@ def start(services: Services, licence_id: int, url: str) -> releases.ReleaseInfo
         raise BadRequest("a release goes to a folder, s3://bucket/prefix or gs://bucket/prefix")
     dest = Destination(url, settings.options)
     with services.write_sessions.begin() as session:
-        row, _new = releases.begin(session, licence_id, url)
+        row, _new = releases.begin(session, licence_id, url, full=full)
         release_pk, number = row.pk, row.number
 
     def work() -> None:

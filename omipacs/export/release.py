@@ -49,6 +49,7 @@ from omipacs.cohorts.models import Cohort
 from omipacs.deid.profile import OMIPACS_OPTIONS
 from omipacs.errors import BadRequest, NotFound
 from omipacs.export.destination import NO_LIMIT, Destination, RateLimit
+from omipacs.export.increment import FeedDelta, read_feed
 from omipacs.export.models import Release, ReleaseBatch
 from omipacs.export.tables import TableFile, clinical_tables, mark_tables, to_csv
 from omipacs.index.changes import current_sequence
@@ -189,9 +190,18 @@ class Tally:
 # -- 1. plan ---------------------------------------------------------------------------------
 
 
-def begin(session: Session, licence_id: int, url: str) -> tuple[Release, bool]:
+def planned(row: Release) -> bool:
+    """Whether the release's files are decided (its batches recorded, maybe none)."""
+    return row.state == "complete" or "facts" in (row.plan or {})
+
+
+def begin(
+    session: Session, licence_id: int, url: str, *, full: bool = False
+) -> tuple[Release, bool]:
     """The unfinished release of ``licence_id`` at ``url`` (to resume), or a new one.
 
+    ``full``: compare every file with the previous release instead of reading the
+    change feed (a release not yet planned takes it; a planned one keeps its plan).
     Returns the row and whether it is new. The caller commits.
     """
     grant_of(session, licence_id)  # 404 for an unknown licence
@@ -205,13 +215,16 @@ def begin(session: Session, licence_id: int, url: str) -> tuple[Release, bool]:
         .order_by(Release.number.desc())
     )
     if found is not None:
-        found.state, found.error = ("running" if found.batches_total else "staging"), ""
+        found.state, found.error = ("running" if planned(found) else "staging"), ""
+        if full and not planned(found):
+            found.plan = {"full": True}
         return found, False
     number = (session.scalar(
         select(func.max(Release.number)).where(Release.licence_pk == licence_id)
     ) or 0) + 1
     row = Release(licence_pk=licence_id, number=number, url=url, state="staging",
-                  created_at=utcnow(), verification="", error="", change_seq=0)
+                  created_at=utcnow(), verification="", error="", change_seq=0,
+                  plan={"full": True} if full else None)
     session.add(row)
     session.flush()
     return row, True
@@ -231,11 +244,20 @@ class _Image:
 
 
 _KIND_OF = {uid: scope.value for scope, uids_ in SOP_CLASSES.items() for uid in uids_}
+_MARK_CLASSES: Final = sorted(SOP_CLASSES[Scope.MARKS])
+_CHUNK: Final = 1000
+"""Values per ``IN (…)`` list (what every database takes as parameters)."""
 
 
-def _images(session: Session, licence_id: int) -> Iterator[_Image]:
-    visibility = licence_visibility(grant_of(session, licence_id))
-    condition = visibility.at("instance")
+def _view(session: Session, licence_id: int) -> Any:
+    """The licence's instance condition (None: everything) and its grant."""
+    grant = grant_of(session, licence_id)
+    return licence_visibility(grant).at("instance"), grant
+
+
+def _images(session: Session, licence_id: int, *where: Any) -> Iterator[_Image]:
+    """The DICOM files of the licence's view (narrowed by ``where``), in path order."""
+    condition, _grant = _view(session, licence_id)
     stmt = (
         select(Patient.patient_id, Study.study_instance_uid, Series.series_instance_uid,
                Instance.sop_instance_uid, Instance.sop_class_uid, Instance.size_bytes,
@@ -248,9 +270,62 @@ def _images(session: Session, licence_id: int) -> Iterator[_Image]:
     )
     if condition is not None:
         stmt = stmt.where(condition)
+    if where:
+        stmt = stmt.where(*where)
     for client, study, series, sop, sop_class, size, sha, key in session.execute(stmt):
         yield _Image(image_path(client, study, series, sop), int(size), sha, key, client,
                      study, sop, _KIND_OF.get(sop_class, "other"))
+
+
+def _images_in(session: Session, licence_id: int, column: Any, values: set[str],
+               *where: Any) -> Iterator[_Image]:
+    """:func:`_images` whose ``column`` is one of ``values``, a chunk at a time."""
+    ordered = sorted(values)
+    for i in range(0, len(ordered), _CHUNK):
+        yield from _images(session, licence_id, column.in_(ordered[i : i + _CHUNK]), *where)
+
+
+@dataclass
+class _Summary:
+    """The licence's view counted in the database (rows per client, study and SOP
+    class, never per instance)."""
+
+    clients: list[str]
+    studies: set[str]
+    instances: int
+    kinds: Counter[str]
+    with_2d: int
+    with_3d: int
+
+
+def _summary(session: Session, licence_id: int) -> _Summary:
+    condition, _grant = _view(session, licence_id)
+    stmt = (
+        select(Patient.patient_id, Study.study_instance_uid, Instance.sop_class_uid,
+               func.count())
+        .select_from(Instance)
+        .join(Series, Instance.series_pk == Series.pk)
+        .join(Study, Series.study_pk == Study.pk)
+        .join(Patient, Study.patient_pk == Patient.pk)
+        .group_by(Patient.patient_id, Study.study_instance_uid, Instance.sop_class_uid)
+    )
+    if condition is not None:
+        stmt = stmt.where(condition)
+    clients: set[str] = set()
+    studies: set[str] = set()
+    kinds: Counter[str] = Counter()
+    by_kind: dict[str, set[str]] = {"2d": set(), "3d": set()}
+    for client, study, sop_class, n in session.execute(stmt):
+        kind = _KIND_OF.get(sop_class, "other")
+        clients.add(client)
+        studies.add(study)
+        kinds[kind] += int(n)
+        if kind in ("2d", "for-processing"):
+            by_kind["2d"].add(client)
+        elif kind == "3d":
+            by_kind["3d"].add(client)
+    return _Summary(sorted(clients), studies, sum(kinds.values()), kinds,
+                    len(by_kind["2d"]), len(by_kind["3d"]))
 
 
 def read_manifest(dest: Destination, licence_id: int, number: int) -> dict[str, Any] | None:
@@ -279,39 +354,56 @@ def _base(session: Session, row: Release, dest: Destination) -> tuple[int | None
     return prior, manifest
 
 
+def _deid_keys(services: Services) -> Any:
+    return services.extras.get("deid.keys") or services.settings
+
+
 def _withdrawn(session: Session, services: Services, clients: set[str]) -> list[str]:
     """Which of ``clients`` have withdrawn (keyed-hash tombstones)."""
     from omipacs.deid.tombstones import is_withdrawn
 
-    keys: Any = services.extras.get("deid.keys") or services.settings
     try:
-        return sorted(c for c in clients if is_withdrawn(session, c, keys))
+        return sorted(c for c in clients if is_withdrawn(session, c, _deid_keys(services)))
     except Exception as exc:  # no de-identification key configured
         log.warning("cannot check withdrawals without the de-identification key: %s", exc)
+        return []
+
+
+def _withdrawn_by_hash(services: Services, clients: set[str], hashes: set[str]) -> list[str]:
+    """Which of ``clients`` a ``client-withdrawn`` event's keyed hash names."""
+    from omipacs.deid.tombstones import client_key
+
+    if not hashes:
+        return []
+    try:
+        keys = _deid_keys(services)
+        return sorted(c for c in clients if client_key(keys, c) in hashes)
+    except Exception as exc:  # no de-identification key configured
+        log.warning("cannot match withdrawals without the de-identification key: %s", exc)
         return []
 
 
 def plan(services: Services, release_pk: int, dest: Destination) -> None:
     """Step 1: decide the release's files, write its tables, cut the copies into batches.
 
-    The index is read in one snapshot (images, tables and the feed position agree) and
-    the tables are written before the write transaction that records the batches, so
-    no lock is held while bytes go over the network.
+    The index is read in one snapshot (images, tables, the feed and its position agree)
+    and the tables are written before the write transaction that records the batches,
+    so no lock is held while bytes go over the network.
     """
     with services.sessions() as session:
         if session.get_bind().dialect.name == "postgresql":
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         row = session.get(Release, release_pk)
         assert row is not None
-        if row.batches_total or row.state == "complete":
+        if planned(row):
             return  # planned already (a resumed run)
         seq = current_sequence(session)
-        images = list(_images(session, row.licence_pk))
-        doc = _plan_doc(services, session, row, dest, images, seq)
+        doc = _plan_doc(services, session, row, dest, seq,
+                        full=bool((row.plan or {}).get("full")))
     with services.write_sessions.begin() as wsession:
         row = wsession.get(Release, release_pk)
         assert row is not None
-        if row.batches_total:
+        if planned(row):
             return
         row.plan = doc["plan"]
         row.base_number = doc["base"]
@@ -328,21 +420,73 @@ def plan(services: Services, release_pk: int, dest: Destination) -> None:
         row.counts = doc["plan"]["facts"]["counts"]
         row.state = "running"
         row.started_at = row.started_at or utcnow()
-        log.info("release %s of licence %s planned: %s files to copy", row.number,
-                 row.licence_pk, row.files_total)
+        log.info("release %s of licence %s planned (%s): %s files to copy", row.number,
+                 row.licence_pk, doc["plan"]["facts"]["increment"]["mode"], row.files_total)
 
 
 def _in_chunks(session: Session, stmt: Any, column: Any, values: list[str]) -> list[Any]:
     """``stmt`` with ``column IN values``, in chunks a database takes as parameters."""
     out: list[Any] = []
-    for i in range(0, len(values), 1000):
-        out += list(session.execute(stmt.where(column.in_(values[i : i + 1000]))))
+    for i in range(0, len(values), _CHUNK):
+        out += list(session.execute(stmt.where(column.in_(values[i : i + _CHUNK]))))
     return out
+
+
+def _is_marks_table(path: str) -> bool:
+    return path.count("/") == 2 and path.rsplit("/", 1)[1] in ("marks.csv", "marks.json")
+
+
+def _is_clinical_table(path: str) -> bool:
+    return path.startswith("clinical/") or path == "data_dictionary.csv"
+
+
+def _sop_of(path: str) -> str:
+    return path.rsplit("/", 1)[-1][:-4]
+
+
+@dataclass
+class _Selection:
+    """Which files release N+1 holds: what it references from release N untouched
+    (``kept``), what it looks at afresh (``fresh``: copied unless release N holds the
+    same bytes at the same path), and how that was decided."""
+
+    kept: list[dict[str, Any]]
+    fresh: list[_Image]
+    withdrawn: list[str]
+    increment: dict[str, Any]
+    delta: FeedDelta | None = None
+    """The feed's events (None: every file was compared)."""
+
+
+def _full_selection(services: Services, session: Session, row: Release, clients: list[str],
+                    base: Mapping[str, Any], reason: str) -> _Selection:
+    """Every file of the view, compared by path and SHA-256 with the base release."""
+    base_clients = set(base.get("clients", []))
+    withdrawn = _withdrawn(session, services, base_clients - set(clients))
+    return _Selection([], list(_images(session, row.licence_pk)), withdrawn,
+                      {"mode": "full-scan", "reason": reason})
+
+
+def _feed_selection(services: Services, session: Session, row: Release,
+                    previous: Mapping[str, Mapping[str, Any]], base: Mapping[str, Any],
+                    seq: int) -> _Selection:
+    """Release N's files, changed only where the feed's events since N say so."""
+    since = int(base["change_feed_sequence"])
+    delta = read_feed(session, since, seq)
+    withdrawn = _withdrawn_by_hash(services, set(base.get("clients", [])),
+                                   delta.withdrawn_hashes)
+    gone = {path_part(c) for c in withdrawn}
+    kept = [dict(e) for p, e in previous.items() if p.endswith(".dcm")
+            and p.split("/", 1)[0] not in gone and _sop_of(p) not in delta.sops]
+    # Looked up again in the licence's view: an event outside it finds nothing.
+    fresh = list(_images_in(session, row.licence_pk, Instance.sop_instance_uid, delta.sops))
+    return _Selection(kept, fresh, withdrawn, {"mode": "change-feed", **delta.to_dict()},
+                      delta)
 
 
 def _plan_doc(
     services: Services, session: Session, row: Release,
-    dest: Destination, images: list[_Image], seq: int,
+    dest: Destination, seq: int, *, full: bool = False,
 ) -> dict[str, Any]:
     licence = session.get(Licence, row.licence_pk)
     assert licence is not None
@@ -350,33 +494,83 @@ def _plan_doc(
     cohort = session.get(Cohort, grant.cohort_id)
     assert cohort is not None
     scopes = grant.scopes
+    visibility = licence_visibility(grant)
     folder = release_folder(row.licence_pk, row.number)
     base_number, base = _base(session, row, dest)
     previous: dict[str, dict[str, Any]] = {f["path"]: f for f in base.get("files", [])}
-    clients = sorted({i.client for i in images})
-    study_uids = {i.study for i in images}
+    summary = _summary(session, row.licence_pk)
+    clients = summary.clients
+    study_uids = summary.studies
 
-    # Derived files: tables and their dictionary.
+    # Which images: from the change feed since the base release, or by comparing all.
+    base_cohort = base.get("cohort", {}).get("id")
+    if base_number is None:
+        selection = _full_selection(services, session, row, clients, base,
+                                    "first release at this destination")
+    elif full:
+        selection = _full_selection(services, session, row, clients, base,
+                                    "requested (--full)")
+    elif base_cohort != grant.cohort_id:
+        selection = _full_selection(
+            services, session, row, clients, base,
+            f"the licence was re-bound from cohort {base_cohort} to {grant.cohort_id}")
+    else:
+        selection = _feed_selection(services, session, row, previous, base, seq)
+        found = len(selection.kept) + len({i.path for i in selection.fresh})
+        if found != summary.instances:
+            # The feed and the index disagree (e.g. a change written outside the feed):
+            # the index is the truth, so every file is compared instead.
+            log.warning("release %s of licence %s: the change feed gives %s files, the "
+                        "index %s; comparing every file", row.number, row.licence_pk,
+                        found, summary.instances)
+            selection = _full_selection(
+                services, session, row, clients, base,
+                f"the change feed gave {found} DICOM files, the index {summary.instances}")
+    delta = selection.delta
+    withdrawn = selection.withdrawn
+    fresh = selection.fresh
+
+    # Derived files: tables and their dictionary, made again only where needed.
     derived: list[TableFile] = []
+    referenced: list[dict[str, Any]] = []
+    base_clients = set(base.get("clients", []))
+    base_studies = {p.split("/", 2)[1] for p in previous if p.endswith(".dcm")}
+    remake_clinical = delta is None or bool(
+        withdrawn or delta.clinical_clients & (set(clients) | base_clients)
+        or set(clients) != base_clients or study_uids != base_studies
+    )
     dictionary: list[dict[str, str]] = []
-    files, rows = clinical_tables(session, clients, scopes, study_uids)
+    if remake_clinical:
+        files, rows = clinical_tables(session, clients, scopes, study_uids)
+        derived += files
+        dictionary += rows
+    else:
+        referenced += [dict(e) for p, e in previous.items() if _is_clinical_table(p)]
+    if delta is None:
+        mark_studies: set[str] | None = None
+        sr_paths = {i.sop: i.path for i in fresh if i.kind == "marks"}
+    else:
+        mark_studies = delta.studies & study_uids
+        sr_paths = {i.sop: i.path for i in _images_in(
+            session, row.licence_pk, Study.study_instance_uid, mark_studies,
+            Instance.sop_class_uid.in_(_MARK_CLASSES))}
+        gone = {path_part(c) for c in withdrawn}
+        referenced += [dict(e) for p, e in previous.items() if _is_marks_table(p)
+                       and p.split("/", 2)[1] in study_uids - mark_studies
+                       and p.split("/", 1)[0] not in gone]
+    files, rows = mark_tables(session, visibility, scopes, study_folder, sr_paths,
+                              studies=mark_studies)
     derived += files
     dictionary += rows
-    sr_paths = {i.sop: i.path for i in images if i.kind == "marks"}
-    files, rows = mark_tables(session, licence_visibility(grant), scopes, study_folder, sr_paths)
-    derived += files
-    dictionary += rows
-    if dictionary:
+    if remake_clinical and dictionary:
         derived.append(TableFile("data_dictionary.csv", to_csv(
             dictionary, ["table", "column", "description", "table_description"])))
 
     # What left since the base release, and who withdrew.
-    current_paths = {i.path for i in images} | {f.path for f in derived}
-    base_clients = set(base.get("clients", []))
-    withdrawn = _withdrawn(session, services, base_clients - set(clients))
+    current_paths = ({e["path"] for e in selection.kept} | {i.path for i in fresh}
+                     | {f.path for f in derived} | {e["path"] for e in referenced})
     withdrawn_parts = {path_part(c) for c in withdrawn}
-    left = [p.rsplit("/", 1)[-1][:-4] for p in set(previous) - current_paths
-            if p.endswith(".dcm")]
+    left = [_sop_of(p) for p in set(previous) - current_paths if p.endswith(".dcm")]
     present = {sop for (sop,) in _in_chunks(
         session, select(Instance.sop_instance_uid), Instance.sop_instance_uid, left)}
     removed = []
@@ -385,21 +579,20 @@ def _plan_doc(
         if path.split("/", 1)[0] in withdrawn_parts:
             reason = "withdrawn"
         elif path.endswith(".dcm"):
-            in_index = path.rsplit("/", 1)[-1][:-4] in present
+            in_index = _sop_of(path) in present
             reason = "no longer in the licence's view" if in_index else "deleted"
         else:
             reason = "no longer applicable"
         removed.append({"path": path, "sha256": previous[path]["sha256"],
                         "release": previous[path]["release"], "reason": reason})
     now = utcnow()
-    kinds = Counter(i.kind for i in images)
     counts: dict[str, Any] = {
         "clients": len(clients),
         "studies": len(study_uids),
-        "instances": len(images),
-        "instances_by_kind": dict(sorted(kinds.items())),
-        "clients_with_2d": len({i.client for i in images if i.kind in ("2d", "for-processing")}),
-        "clients_with_3d": len({i.client for i in images if i.kind == "3d"}),
+        "instances": summary.instances,
+        "instances_by_kind": dict(sorted(summary.kinds.items())),
+        "clients_with_2d": summary.with_2d,
+        "clients_with_3d": summary.with_3d,
         "removed": len(removed),
         "withdrawn_clients": len(withdrawn),
     }
@@ -420,6 +613,7 @@ def _plan_doc(
         "base_release": base_number,
         "created": now.isoformat(timespec="seconds") + "Z",
         "change_feed_sequence": seq,
+        "increment": selection.increment,
         "software": f"omipacs {__version__}",
         "deidentification": DEID_PROFILE,
         "counts": counts,
@@ -428,13 +622,15 @@ def _plan_doc(
                                                              "reason"])))
     derived.append(TableFile("withdrawn.csv", to_csv(
         [{"client_id": c, "folder": path_part(c)} for c in withdrawn], ["client_id", "folder"])))
-    derived.append(TableFile("README.txt", readme(facts, derived).encode()))
+    derived.append(TableFile("README.txt", readme(facts, derived, referenced).encode()))
 
-    # Decide copy or reference, and write the derived files that are new.
-    entries: list[dict[str, Any]] = []
+    # Decide copy or reference (the hashes confirm what the feed says), and write the
+    # derived files that are new.
+    entries: list[dict[str, Any]] = [*selection.kept, *referenced]
     to_copy: list[dict[str, Any]] = []
-    copied = reused = 0
-    for image in images:
+    copied = 0
+    reused = len(entries)
+    for image in fresh:
         before = previous.get(image.path)
         if before is not None and before["sha256"] == image.sha256:
             entries.append({"path": image.path, "bytes": image.bytes, "sha256": image.sha256,
@@ -447,18 +643,15 @@ def _plan_doc(
         to_copy.append({**entry, "key": image.key})
         copied += 1
     for table in derived:
-        written = dest.write_bytes(f"{folder}/{table.path}", table.data) if not (
-            table.path in previous and previous[table.path]["sha256"] == _sha(table.data)
-        ) else None
         before = previous.get(table.path)
-        if written is None and before is not None:
+        if before is not None and before["sha256"] == _sha(table.data):
             entries.append({**before})
             reused += 1
-        else:
-            assert written is not None
-            entries.append({"path": table.path, "bytes": written.bytes,
-                            "sha256": written.sha256, "release": row.number})
-            copied += 1
+            continue
+        written = dest.write_bytes(f"{folder}/{table.path}", table.data)
+        entries.append({"path": table.path, "bytes": written.bytes,
+                        "sha256": written.sha256, "release": row.number})
+        copied += 1
     counts["files"] = len(entries)
     counts["files_new"] = copied
     counts["files_unchanged"] = reused
@@ -491,9 +684,19 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def readme(facts: Mapping[str, Any], derived: list[TableFile]) -> str:
+def _increment_line(facts: Mapping[str, Any]) -> str:
+    increment = facts.get("increment", {})
+    if increment.get("mode") == "change-feed":
+        return (f"Changes since release {facts['base_release']}: read from the change feed "
+                f"({increment['events']} events after sequence {increment['from_sequence']}).")
+    return f"Files listed by comparing every file: {increment.get('reason', '')}."
+
+
+def readme(facts: Mapping[str, Any], derived: list[TableFile],
+           referenced: list[dict[str, Any]] | None = None) -> str:
     """The researcher's README.txt."""
-    names = sorted({t.path.split("/", 1)[0] for t in derived if t.path.count("/") <= 1})
+    paths = [t.path for t in derived] + [e["path"] for e in referenced or []]
+    names = sorted({p.split("/", 1)[0] for p in paths if p.count("/") <= 1})
     lic, cohort, counts = facts["licence"], facts["cohort"], facts["counts"]
     base = facts["base_release"]
     lines = [
@@ -505,6 +708,7 @@ def readme(facts: Mapping[str, Any], derived: list[TableFile]) -> str:
         f"{cohort['members_sha256']}); data scopes: {lic['scopes']}.",
         f"{counts['clients']} clients, {counts['studies']} studies, {counts['instances']} "
         "DICOM files.",
+        _increment_line(facts),
         "",
         "Layout",
         "  <client>/<study>/<series>/<instance>.dcm  DICOM files as stored (de-identified:",

@@ -307,16 +307,24 @@ def mark_tables(
     scopes: frozenset[Scope],
     study_folder: Callable[[str, str], str],
     sr_paths: dict[str, str],
+    studies: Iterable[str] | None = None,
 ) -> tuple[list[TableFile], list[dict[str, str]]]:
     """``marks.csv``/``marks.json`` in each study folder (only with ``marks``).
 
     Only marks whose SR is in the release are listed: the file names it (``sr_path``).
+    ``studies``: only those studies' files (an incremental release remakes the studies
+    the change feed names); None: every study's. The dictionary rows are the same.
     """
     if Scope.MARKS not in scopes:
         return [], []
     columns = MARK_COLUMNS + (_CLINICAL_MARK_COLUMNS if Scope.CLINICAL in scopes else [])
     by_study: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in search_marks(session, limit=None, restrict=visibility):
+    if studies is None:
+        records = search_marks(session, limit=None, restrict=visibility)
+    else:
+        records = [r for uid in sorted(set(studies)) for r in search_marks(
+            session, study_uid=uid, limit=None, restrict=visibility)]
+    for record in records:
         if record.sr_uid not in sr_paths:
             continue
         doc = record.to_dict()

@@ -22,6 +22,7 @@ the feed means "something here was withdrawn", never "something will appear here
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -154,6 +155,23 @@ def changes_since(session: Session, since: int, limit: int = 1000) -> list[Chang
         )
         for r in rows
     ]
+
+
+def iter_changes(
+    session: Session, since: int, upto: int | None = None, page: int = 1000
+) -> Iterator[Change]:
+    """Every event above ``since`` (up to ``upto`` included), oldest first, read
+    ``page`` at a time: a consumer of a long feed never holds more than one page."""
+    cursor = since
+    while True:
+        batch = changes_since(session, cursor, page)
+        for change in batch:
+            if upto is not None and change.seq > upto:
+                return
+            yield change
+        if len(batch) < min(page, MAX_LIMIT):
+            return
+        cursor = batch[-1].seq
 
 
 def current_sequence(session: Session) -> int:

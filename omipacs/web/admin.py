@@ -121,6 +121,17 @@ def licence_state(licence_id: int) -> Response:
     return _json(lic.to_dict())
 
 
+@bp.post("/licences/<int:licence_id>/cohort")
+def licence_cohort(licence_id: int) -> Response:
+    cohort = _object().get("cohort_id")
+    if not isinstance(cohort, int) or isinstance(cohort, bool):
+        raise BadRequest("cohort_id must be a saved cohort's ID")
+    with services().write_sessions.begin() as session:
+        lic = admin.rebind_licence(session, licence_id, cohort)
+    _changed()
+    return _json(lic.to_dict())
+
+
 @bp.post("/licences/<int:licence_id>/members")
 def licence_member(licence_id: int) -> Response:
     user = _str(_object(), "user")

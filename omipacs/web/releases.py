@@ -24,7 +24,10 @@ def create(licence_id: int) -> Response:
     doc = _body()
     if not isinstance(doc, dict) or not isinstance(doc.get("url"), str) or not doc["url"]:
         raise BadRequest('expected {"url": "<folder, s3://… or gs://…>"}')
-    info = launch.start(services(), licence_id, doc["url"])
+    full = doc.get("full", False)
+    if not isinstance(full, bool):
+        raise BadRequest("full must be true or false")
+    info = launch.start(services(), licence_id, doc["url"], full=full)
     response = _json(info.to_dict(), status=202)
     response.headers["Location"] = f"/api/v1/licences/{licence_id}/releases/{info.number}"
     return response

@@ -70,16 +70,19 @@ def build(root: Path, db_url: str = "") -> ReleaseArchive:
     return ReleaseArchive(settings, services, licences, sr_sop, root)
 
 
-def add_image(services: Services, workdir: Path, study: str, series: str, sop: str) -> None:
-    """Ingest one more FFDM image of the query fixture's patient of ``study``."""
+def add_image(services: Services, workdir: Path, study: str, series: str, sop: str,
+              patient: int | None = None) -> None:
+    """Ingest one more FFDM image of the query fixture's patient of ``study`` (or of
+    fixture study ``patient``'s patient, for a new study)."""
     from omipacs.demo import factory
     from tests.query.archive import _PATIENTS, ORIGIN, _study_date
 
+    who = int(study) if patient is None else patient
     ds = factory.make_mammo(
         laterality="L", view="CC", vendor="HOLOGIC", rows=32, columns=32, rng=9,
         study_uid=uid(study), series_uid=uid(f"{study}.{series}"),
-        sop_uid=uid(f"{study}.{series}.{sop}"), study_date=_study_date(int(study)),
-        **{**_PATIENTS[int(study)], "SeriesNumber": int(series)},
+        sop_uid=uid(f"{study}.{series}.{sop}"), study_date=_study_date(who),
+        **{**_PATIENTS[who], "SeriesNumber": int(series)},
     )
     path = workdir / f"extra-{study}.{series}.{sop}.dcm"
     factory.save(ds, path)
@@ -88,7 +91,17 @@ def add_image(services: Services, workdir: Path, study: str, series: str, sop: s
 
 
 def delete_instances(services: Services, sops: list[str]) -> None:
-    """Take instances out of the index (as a deletion or a withdrawal does)."""
+    """Take instances out of the index as the archive does (with their change events)."""
+    from omipacs.index.models import Instance
+    from omipacs.index.repository import delete_instance
+
+    with services.write_sessions.begin() as s:
+        for pk in list(s.scalars(select(Instance.pk).where(Instance.sop_instance_uid.in_(sops)))):
+            delete_instance(s, pk)
+
+
+def delete_behind_the_feed(services: Services, sops: list[str]) -> None:
+    """Delete index rows directly, leaving no change event (a repair by hand, say)."""
     from sqlalchemy import delete
 
     from omipacs.index.models import Instance, InstanceMetadata
@@ -97,3 +110,20 @@ def delete_instances(services: Services, sops: list[str]) -> None:
         pks = list(s.scalars(select(Instance.pk).where(Instance.sop_instance_uid.in_(sops))))
         s.execute(delete(InstanceMetadata).where(InstanceMetadata.instance_pk.in_(pks)))
         s.execute(delete(Instance).where(Instance.pk.in_(pks)))
+
+
+def new_version(services: Services, name: str, members: list[tuple[str, str]]) -> int:
+    """Save a newer version of cohort ``name`` with ``members`` (client, study label)."""
+    from sqlalchemy import func
+
+    with services.write_sessions.begin() as s:
+        version = s.scalar(select(func.max(Cohort.version)).where(Cohort.name == name)) or 0
+        c = Cohort(name=name, version=version + 1, definition={}, definition_sha256="d" * 64,
+                   members_sha256=f"{version + 1}" * 64, client_count=len({m for m, _ in members}),
+                   study_count=len(members))
+        s.add(c)
+        s.flush()
+        for client_id, study in members:
+            s.add(CohortMember(cohort_pk=c.pk, client_id=client_id,
+                               study_instance_uid=uid(study)))
+        return c.pk

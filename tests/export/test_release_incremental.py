@@ -39,6 +39,12 @@ def test_incremental_release_holds_exactly_the_difference(tmp_path: Path) -> Non
     assert info["number"] == 2 and info["base_number"] == 1
     folder = out / f"licence-{lic}/release-0002"
     manifest = json.loads((folder / "manifest.json").read_text())
+    # Read from the change feed since release 1's sequence number, not by comparing all.
+    increment = manifest["increment"]
+    assert increment["mode"] == "change-feed", increment
+    assert increment["from_sequence"] == first["change_feed_sequence"]
+    assert increment["to_sequence"] == manifest["change_feed_sequence"]
+    assert increment["instances_changed"] == 2 and increment["withdrawals"] == 1
     new_image = f"P001/{uid('1')}/{uid('1.5')}/{uid('1.5.1')}.dcm"
     # The only DICOM file in the new folder is the new image.
     copied = sorted(p for p in files_under(folder) if p.endswith(".dcm"))
