@@ -18,6 +18,12 @@ Lookups pick a different client / series each time (so no result is cached), lis
 the same request repeated. All sizes are served at once and take turns request by
 request (and the two ingest targets batch by batch), so load from elsewhere on a shared
 machine weighs on every size alike: only the ratios are meant to be read.
+
+Beside the latency through the server, each request's time inside PostgreSQL is read
+from ``pg_stat_statements`` (execution time of every statement the servers sent, per
+database, divided by the requests): the part of a request that grows with the index.
+So is the number of 8 KiB pages those statements touched (shared buffers hit or read):
+a count of work that no other load on the machine changes.
 Targets: lookups grow ≤ 1.2× and lists ≤ 2× for 10× the data; ingest into the full
 index ≥ 0.9× of the empty one.
 
@@ -61,7 +67,8 @@ OHIF_STUDY_LIST = {"limit": "101", "offset": "0", "fuzzymatching": "false",
 MAMMO_FILTER = {"ImageLaterality": "L", "ViewPosition": "CC",
                 "PresentationIntentType": "FOR PRESENTATION", "Manufacturer": "HOLOGIC, Inc.",
                 "limit": "101"}
-REPEAT = 15
+REPEAT = 30
+_OWN = "query NOT LIKE '%%pg_stat_statements%%'"
 
 
 def _ms(samples: list[float]) -> tuple[float, float]:
@@ -124,23 +131,48 @@ def queries(base: str, patients: list[str],
     }
 
 
+def _sql_work(url: str) -> tuple[float, float]:
+    """Milliseconds PostgreSQL spent executing statements in ``url``'s database since
+    the last reset, and the pages they touched (``pg_stat_statements``; the benchmark's
+    own reads excluded)."""
+    with psycopg.connect(_libpq(url)) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(total_exec_time), 0),"
+            " coalesce(sum(shared_blks_hit + shared_blks_read), 0) FROM pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            f" AND {_OWN}").fetchone()
+    return (float(row[0]), float(row[1])) if row else (0.0, 0.0)
+
+
+def _reset_sql(url: str) -> None:
+    with psycopg.connect(_libpq(url)) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+
+
 def measure_interleaved(
     servers: dict[float, tuple[str, str]], n: int = REPEAT
-) -> dict[float, dict[str, tuple[float, float]]]:
+) -> tuple[dict[float, dict[str, tuple[float, float]]],
+           dict[float, dict[str, tuple[float, float]]]]:
     """p50/p95 of every query on every server, the servers taking turns request by
-    request, so load from elsewhere on a shared machine falls on all sizes alike."""
+    request, so load from elsewhere on a shared machine falls on all sizes alike; and
+    the mean time per request spent inside PostgreSQL."""
     plans = {scale: queries(base, *_samples(url, n + 1))
              for scale, (base, url) in servers.items()}
     times: dict[float, dict[str, list[float]]] = {s: {} for s in servers}
+    sql: dict[float, dict[str, tuple[float, float]]] = {s: {} for s in servers}
     for name in plans[next(iter(plans))]:
-        for scale in servers:
+        for scale, (_, url) in servers.items():
             plans[scale][name](0)  # warm-up
+            _reset_sql(url)
         for i in range(1, n + 1):
             for scale in servers:
                 t0 = time.perf_counter()
                 plans[scale][name](i)
                 times[scale].setdefault(name, []).append(time.perf_counter() - t0)
-    return {s: {name: _ms(v) for name, v in t.items()} for s, t in times.items()}
+        for scale, (_, url) in servers.items():
+            ms, pages = _sql_work(url)
+            sql[scale][name] = (ms / n, pages / n)
+    return {s: {name: _ms(v) for name, v in t.items()} for s, t in times.items()}, sql
 
 
 KINDS = {"study list (OHIF)": "list", "PatientID": "lookup", "StudyDate month": "list",
@@ -256,11 +288,13 @@ def main() -> None:
     ap.add_argument("--scales", type=float, nargs="+", default=[0.01, 0.1])
     ap.add_argument("--ingest-files", type=int, default=220)
     ap.add_argument("--sqlite", action="store_true")
+    ap.add_argument("--repeat", type=int, default=REPEAT, help="requests per query and size")
     args = ap.parse_args()
     # A stopped run still stops its PostgreSQL and deletes its data under /tmp.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     work = Path(tempfile.mkdtemp(prefix="omipacs-bench-index-"))
-    pg = PostgresServer("-c shared_buffers=1GB -c work_mem=32MB -c max_wal_size=4GB")
+    pg = PostgresServer("-c shared_buffers=1GB -c work_mem=32MB -c max_wal_size=4GB"
+                        " -c shared_preload_libraries=pg_stat_statements")
     sqlite_list: dict[float, tuple[float, float]] = {}
     try:
         files = make_ingest_files(work / "files", args.ingest_files)
@@ -273,6 +307,8 @@ def main() -> None:
             urls[scale] = create_database(pg.admin_url)
             print(f"filling {Size.at(scale)} (scale {scale})", flush=True)
             fill(urls[scale], scale)
+            with psycopg.connect(_libpq(urls[scale]), autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         procs = []
         try:
             servers = {}
@@ -280,7 +316,7 @@ def main() -> None:
                 proc, base, _ = serve(work, f"q{scale}", url)
                 procs.append(proc)
                 servers[scale] = (base, url)
-            results = measure_interleaved(servers)
+            results, sql = measure_interleaved(servers, args.repeat)
         finally:
             for proc in procs:
                 stop(proc)
@@ -299,13 +335,14 @@ def main() -> None:
                         lambda _i, b=base: _get(f"{b}/studies", OHIF_STUDY_LIST), 5)
                 finally:
                     stop(proc)
-        report(results, ingest, sqlite_list)
+        report(results, sql, ingest, sqlite_list)
     finally:
         pg.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def report(results: dict[float, dict[str, tuple[float, float]]], ingest: dict[float, float],
+def report(results: dict[float, dict[str, tuple[float, float]]],
+           sql: dict[float, dict[str, tuple[float, float]]], ingest: dict[float, float],
            sqlite_list: dict[float, tuple[float, float]]) -> None:
     scales = sorted(results)
     lo, hi = scales[0], scales[-1]
@@ -319,6 +356,15 @@ def report(results: dict[float, dict[str, tuple[float, float]]], ingest: dict[fl
         kind = KINDS[name]
         target = 1.2 if kind == "lookup" else 2.0
         print(f"{name:<28}{kind:>7}{cells}{ratio:>11.2f}x{'≤' + str(target) + 'x':>8}")
+    print("\nInside PostgreSQL per request: execution ms / pages touched (pg_stat_statements)")
+    print(f"{'query':<28}{'kind':>7}{head}{'growth ms':>11}{'pages':>8}{'target':>8}")
+    for name in sql[lo]:
+        cells = "".join(f"{sql[s][name][0]:>10.2f}/{sql[s][name][1]:<9.0f}" for s in scales)
+        grow = [sql[hi][name][k] / sql[lo][name][k] if sql[lo][name][k] else float("nan")
+                for k in (0, 1)]
+        target = 1.2 if KINDS[name] == "lookup" else 2.0
+        print(f"{name:<28}{KINDS[name]:>7}{cells}{grow[0]:>10.2f}x{grow[1]:>7.2f}x"
+              f"{'≤' + str(target) + 'x':>8}")
     print("\nC-STORE, 4 associations, small MG files stored as received (instances/s)")
     print(f"{'index':<28}{'rate':>10}{'vs empty':>10}")
     for s, rate in sorted(ingest.items()):
