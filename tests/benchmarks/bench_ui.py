@@ -34,17 +34,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import requests
-from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from omipacs.access import admin  # noqa: E402
-from omipacs.clinical.models import ClinicalState  # noqa: E402
-from omipacs.clinical.tally import WATERMARK_KEY  # noqa: E402
 from omipacs.cohorts import CohortFilters, save_cohort  # noqa: E402
 from omipacs.index import db  # noqa: E402
-from omipacs.index.models import Instance  # noqa: E402
 from tests.benchmarks.bigindex import Size, fill  # noqa: E402
 from tests.benchmarks.common import free_port, start_omipacs, stop, write_config  # noqa: E402
 from tests.pg import PostgresServer, create_database  # noqa: E402
@@ -79,12 +75,6 @@ def _users(url: str) -> tuple[str, str]:
     engine = db.make_engine(url)
     try:
         with sessionmaker(engine).begin() as s:
-            # The synthesised clients' flags and tally already count every instance, as
-            # the clinical sync of a running archive would have: record its watermark,
-            # else every instance counts as not yet synced and each count re-reads them.
-            top = s.scalar(select(func.max(Instance.pk))) or 0
-            if s.get(ClinicalState, WATERMARK_KEY) is None:
-                s.add(ClinicalState(key=WATERMARK_KEY, value=top))
             cohort = save_cohort(s, "malignant", CohortFilters(outcomes=("M",)))
             admin.add_user(s, "admin@bench.example", "admin")
             admin.add_user(s, "researcher@bench.example", "researcher")

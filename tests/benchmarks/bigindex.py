@@ -34,6 +34,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from omipacs.clinical.tally import WATERMARK_KEY  # noqa: E402
 from omipacs.dicom import json as dicom_json  # noqa: E402
 from omipacs.index import db  # noqa: E402
 
@@ -292,6 +293,14 @@ def fill(url: str, scale: float, log: Callable[[str], None] = print) -> Size:
                          if table not in ("clinical_tally", "study_link", "instance_metadata")
                          else "SELECT 1")
         log(f"  indexes and constraints: {time.perf_counter() - t0:.1f} s")
+        # The synthesised clients' flags and tally already count every instance, as the
+        # clinical sync of a running archive would have: record its watermark, else every
+        # instance counts as not yet synced and each statistic re-reads them all.
+        conn.execute(
+            "INSERT INTO clinical_state (key, value) SELECT %s, coalesce(max(pk), 0)"
+            " FROM instance ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (WATERMARK_KEY,),
+        )
         t0 = time.perf_counter()
         conn.execute("VACUUM ANALYZE")
         log(f"  vacuum analyze: {time.perf_counter() - t0:.1f} s")
