@@ -48,10 +48,20 @@ def frame_ranges(loc: InstanceLocation, number: int) -> list[list[int]]:
 
 
 def read_frame(blobs: BlobStore, loc: InstanceLocation, number: int) -> bytes:
-    """The stored bytes of one frame (fragments joined for encapsulated data)."""
+    """The stored bytes of one frame (fragments joined for encapsulated data).
+
+    A frame in one range (every native frame, most compressed ones) is a single read,
+    never copied: a native 8192 x 8192 frame is 64 MiB, and the renderer reads its
+    pixels in place (:func:`omipacs.dicom.pixels.decode_frame`).
+    """
     ranges = frame_ranges(loc, number)
-    out = bytearray()
     with blobs.open(loc.blob_key) as f:
+        if len(ranges) == 1:
+            offset, length = ranges[0]
+            f.seek(offset)
+            data: bytes = f.read(length)
+            return data
+        out = bytearray()
         for offset, length in ranges:
             f.seek(offset)
             out += f.read(length)

@@ -40,8 +40,11 @@ from omipacs.retrieve.render import Viewport, render_stored_frame
 
 path, media, thumbnail, viewport = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
 ds = pydicom.dcmread(path)
-frame = next(generate_frames(ds.PixelData, number_of_frames=1))
 syntax = ds.file_meta.TransferSyntaxUID
+if syntax.is_encapsulated:
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+else:
+    frame = ds.PixelData
 del ds
 header = pydicom.dcmread(path, stop_before_pixels=True)
 
@@ -109,3 +112,13 @@ def test_jpeg2000_thumbnail_decodes_a_fraction_of_the_frame(tmp_path: Path) -> N
     full = peak_of_render(path, "image/jpeg", viewport="4096,4096")
     thumbnail = peak_of_render(path, "image/jpeg", thumbnail=True)
     assert thumbnail < full / 4, (thumbnail, full)
+
+
+def test_native_frame_renders_in_place(tmp_path: Path) -> None:
+    # 8192 x 8192 x 8 bits uncompressed: the pixels are read where they lie in the
+    # frame's bytes (no decoded copy), so the picture is the only new full-size array.
+    ds, _ = make_image(rows=8192, columns=8192, bits_allocated=8, bits_stored=8)
+    ds.PixelData = np.full((8192, 8192), 90, np.uint8).tobytes()
+    path = write(ds, tmp_path / "native.dcm")
+    del ds
+    assert peak_of_render(path, "image/png") < 1.5 * FRAME_MIB
