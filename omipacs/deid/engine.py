@@ -481,6 +481,7 @@ class Deidentifier:
         uid_key = study_key(self.keys, site, "uid", uid) if uid else ""
         acc_keys = [k for k in keys if k != uid_key]
         known = self.identity.study_clients([uid_key]) if uid_key else set()
+        uid_bound = known
         if not known:
             modality = _text(header, "Modality").upper()
             is_image = "Rows" in header and modality not in NON_IMAGE_MODALITIES
@@ -493,9 +494,13 @@ class Deidentifier:
         client = next(iter(known)) if known else own
         if own.linked and client != own:
             return own, STUDY_CONFLICT, False, keys
-        if uid_key and client not in self.identity.bind_study([uid_key], client):
+        # A study already bound to this client stays bound (bindings are only removed
+        # with the client, whose tombstone then refuses her objects): no write needed.
+        if uid_key and client not in uid_bound and client not in self.identity.bind_study(
+            [uid_key], client
+        ):
             return own, STUDY_CONFLICT, False, keys  # another object bound it meanwhile
-        for key in acc_keys:
+        for key in self.identity.unbound(acc_keys):
             self.identity.bind_study([key], client)  # the first client an accession names
         return client, None, False, keys
 

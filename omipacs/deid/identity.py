@@ -215,12 +215,18 @@ class IdentityMap:
         if not pseudonym.key_hash:
             raise ValueError("a pseudonym without its key hash cannot be recorded")
         now = _now()
+        if self._recorded(pseudonym, site, now):
+            return
         upsert = self._insert(client_table).values(
             key_hash=pseudonym.key_hash, client_id=pseudonym.client_id,
             linked=int(pseudonym.linked), first_seen=now, last_seen=now,
         )
+        # Only a later second changes the row: objects of one client arriving together
+        # do not each rewrite (and fsync) it.
         upsert = upsert.on_conflict_do_update(
-            index_elements=["key_hash"], set_={"last_seen": upsert.excluded.last_seen}
+            index_elements=["key_hash"],
+            set_={"last_seen": upsert.excluded.last_seen},
+            where=client_table.c.last_seen < upsert.excluded.last_seen,
         )
         site_row = self._insert(client_site_table).values(
             key_hash=pseudonym.key_hash, site=site, first_seen=now
@@ -242,6 +248,32 @@ class IdentityMap:
             # The unique client ID, written by another process between our check and
             # our insert, under another keyed hash.
             raise OmipacsError("client pseudonym collision; instance not filed") from None
+
+    def _recorded(self, pseudonym: ClientPseudonym, site: str, now: str) -> bool:
+        """True if the map already says what :meth:`record` would write: her row under
+        the same keyed hash, seen this second, and the site. Read without the write
+        lock, so the objects of one woman arriving together do not queue for it."""
+        c, s = client_table.c, client_site_table.c
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(c.key_hash, c.last_seen).where(c.client_id == pseudonym.client_id)
+            ).first()
+            if row is None or row[0] != pseudonym.key_hash or row[1] < now:
+                return False  # new, a collision (raised by the write) or seen earlier
+            return conn.execute(
+                sa.select(s.site).where(s.key_hash == pseudonym.key_hash, s.site == site)
+            ).first() is not None
+
+    def unbound(self, study_keys: Sequence[str]) -> list[str]:
+        """Those of ``study_keys`` not bound to any client yet (binding the others again
+        would change nothing)."""
+        if not study_keys:
+            return []
+        t = study_client_table
+        with self._engine.connect() as conn:
+            bound = set(conn.scalars(
+                sa.select(t.c.study_key).where(t.c.study_key.in_(list(study_keys)))))
+        return [k for k in study_keys if k not in bound]
 
     def study_clients(self, study_keys: Sequence[str]) -> set[ClientPseudonym]:
         """The clients the studies named by ``study_keys`` are bound to (usually 0 or 1)."""

@@ -156,19 +156,24 @@ class BitMask:
 
     def apply(self, chunk: bytes) -> bytes:
         """``chunk`` (whole little-endian words; a trailing partial word is kept) cleaned."""
+        out = bytearray(chunk)
+        self.clean(memoryview(out))
+        return bytes(out)
+
+    def clean(self, chunk: memoryview) -> None:
+        """Clean the whole little-endian words of a writable ``chunk`` in place (a
+        trailing partial word is kept): no copy of the pixel bytes is made."""
         size = self.word_bytes
-        whole = len(chunk) - len(chunk) % size
         kind = {1: "u1", 2: "<u2", 4: "<u4"}[size]
-        words = np.frombuffer(chunk, dtype=kind, count=whole // size)
-        low = self.high_bit - self.bits_stored + 1
+        words = np.frombuffer(chunk, dtype=kind, count=len(chunk) // size)
         if self.signed and self.high_bit == self.bits_stored - 1:
             shift = self.bits_allocated - self.bits_stored
             signed = words.view(kind.replace("u", "i"))
-            cleaned = ((signed << shift) >> shift).view(kind)
+            np.left_shift(signed, shift, out=signed)
+            np.right_shift(signed, shift, out=signed)
         else:
-            keep = ((1 << self.bits_stored) - 1) << low
-            cleaned = words & np.array(keep, dtype=kind)
-        return cleaned.tobytes() + chunk[whole:]
+            low = self.high_bit - self.bits_stored + 1
+            np.bitwise_and(words, ((1 << self.bits_stored) - 1) << low, out=words)
 
 
 def overlay_plan(ds: Dataset, transfer_syntax: str) -> tuple[BitMask | None, str | None]:

@@ -35,7 +35,7 @@ from omipacs.index.extract import extract
 from omipacs.ingest.origin import IngestOrigin
 from omipacs.ingest.quarantine import Refile
 from omipacs.ingest.result import IngestOutcome, IngestResult
-from omipacs.ingest.rewrite import PixelWordCleaner, rewrite
+from omipacs.ingest.rewrite import PixelWordCleaner, Written, rewrite
 from omipacs.ingest.validate import MAX_FRAME_BYTES, validate
 
 log = logging.getLogger(__name__)
@@ -217,9 +217,12 @@ class IngestPipeline:
                 )
             clean_path = self.spool.new_path()
             made.append(clean_path)
-            rewrite(parsed, cleaned.file_meta, cleaned.dataset, clean_path, cleaned.pixel_mask)
+            written = rewrite(
+                parsed, cleaned.file_meta, cleaned.dataset, clean_path, cleaned.pixel_mask
+            )
+            # Parsed again from what was written: the index describes the stored bytes.
             parsed = parse_file(clean_path)
-            result = self._store(clean_path, parsed, origin, made)
+            result = self._store(clean_path, parsed, origin, made, written)
             if self.quarantine is not None and cleaned.study_keys:
                 # Objects of this study that waited for it to be filed can follow now.
                 self.quarantine.release_pending(cleaned.study_keys, self._refile)
@@ -232,15 +235,24 @@ class IngestPipeline:
             return self.ingest_stream(src, origin)
 
     def _store(
-        self, path: Path, parsed: ParsedFile, origin: IngestOrigin, made: list[Path]
+        self,
+        path: Path,
+        parsed: ParsedFile,
+        origin: IngestOrigin,
+        made: list[Path],
+        written: Written | None = None,
     ) -> IngestResult:
+        """Store ``path`` and index it; ``written`` is its hash if its writer made one."""
         ds = parsed.dataset
-        flusher = _start_flush(path) if self.presync else None
-        try:
-            sha, size = hash_file(path)
-        finally:
-            if flusher is not None:
-                flusher.join()
+        if written is not None:
+            sha, size = written.sha256, written.size
+        else:
+            flusher = _start_flush(path) if self.presync else None
+            try:
+                sha, size = hash_file(path)
+            finally:
+                if flusher is not None:
+                    flusher.join()
         sop_uid = str(ds.SOPInstanceUID)
         result = IngestResult(
             IngestOutcome.STORED,

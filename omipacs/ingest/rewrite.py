@@ -1,23 +1,29 @@
-"""Write a new file from a changed header plus the original pixel bytes.
+"""Write a new file from a changed header plus the original pixel bytes, hashing it.
 
 De-identification changes the header but never the pixels (unless pixel cleaning
 applies), so the pixel data element is copied byte for byte from the spooled file: the
 header is re-encoded, the (possibly gigabyte-sized) pixel element is streamed, then any
 trailing elements are encoded. Memory use is one copy buffer, whatever the image size.
+
+The SHA-256 the index records is computed from the very buffers written, so the new
+file is never read back to be hashed: each chunk of pixel bytes is read once, cleaned in
+place where its words need it, hashed and written.
 """
 
 from __future__ import annotations
 
-import errno
-import os
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filebase import DicomFileLike
+from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
 
 from omipacs.dicom.parse import ParsedFile
+
+CHUNK = 1 << 20
 
 
 class PixelWordCleaner(Protocol):
@@ -26,7 +32,55 @@ class PixelWordCleaner(Protocol):
     @property
     def word_bytes(self) -> int: ...
 
-    def apply(self, chunk: bytes) -> bytes: ...
+    def clean(self, chunk: memoryview) -> None:
+        """Clean whole words of ``chunk`` in place (a trailing partial word is kept)."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What :func:`rewrite` wrote: the file's SHA-256 (hex) and size."""
+
+    sha256: str
+    size: int
+
+
+class _HashingWriter:
+    """Appends to a file and hashes exactly what it appends."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.digest.update(data)
+        self.raw.write(data)
+        self.size += len(data)
+
+    def encoded(self, ds: Dataset, implicit_vr: bool) -> None:
+        """Append ``ds`` encoded little endian (explicit or implicit VR)."""
+        buf = DicomBytesIO()
+        buf.is_little_endian = True
+        buf.is_implicit_VR = implicit_vr
+        write_dataset(buf, ds)
+        self.write(buf.getvalue())
+
+    def copy(self, src: BinaryIO, offset: int, length: int,
+             cleaner: PixelWordCleaner | None = None) -> None:
+        """Append ``length`` bytes of ``src`` from ``offset``, word-aligned chunks cleaned."""
+        size = CHUNK if cleaner is None else CHUNK - CHUNK % cleaner.word_bytes
+        buf = bytearray(size)
+        view = memoryview(buf)
+        src.seek(offset)
+        remaining = length
+        while remaining:
+            n = src.readinto(view[: min(remaining, size)])  # type: ignore[attr-defined]
+            if not n:
+                raise OSError("source file shrank while being copied")
+            if cleaner is not None:
+                cleaner.clean(view[:n])
+            self.write(view[:n])
+            remaining -= n
 
 
 def rewrite(
@@ -35,11 +89,12 @@ def rewrite(
     header: Dataset,
     dest: Path,
     pixel_words: PixelWordCleaner | None = None,
-) -> None:
+) -> Written:
     """Write ``dest``: zero preamble, ``meta``, ``header`` and the source's pixel bytes.
 
     With ``pixel_words``, a native pixel value is streamed through it instead of being
-    copied verbatim (encapsulated pixel data is always copied).
+    copied verbatim (encapsulated pixel data is always copied). Returns the SHA-256 and
+    size of everything written, computed on the way.
     """
     pixel = parsed.pixel
     before = Dataset()
@@ -51,74 +106,24 @@ def rewrite(
         elif tag.group != 0x0002:
             before.add(elem)
     with open(dest, "wb") as raw:
-        raw.write(b"\x00" * 128 + b"DICM")
-        out = DicomFileLike(raw)
-        out.is_little_endian = True
-        out.is_implicit_VR = False
-        write_file_meta_info(out, meta, enforce_standard=True)
-        out.is_implicit_VR = parsed.is_implicit_vr
-        write_dataset(out, before)
+        out = _HashingWriter(raw)
+        head = DicomBytesIO()
+        head.write(b"\x00" * 128 + b"DICM")
+        head.is_little_endian = True
+        head.is_implicit_VR = False
+        write_file_meta_info(head, meta, enforce_standard=True)
+        out.write(head.getvalue())
+        out.encoded(before, parsed.is_implicit_vr)
         if pixel is not None:
-            raw.flush()
             with open(parsed.path, "rb") as src:
                 if pixel_words is not None and pixel.value is not None and not pixel.encapsulated:
-                    head = pixel.value.offset - pixel.element_offset
-                    copy_range(src, raw, pixel.element_offset, head)
-                    _clean_range(src, raw, pixel.value.offset, pixel.value.length, pixel_words)
-                    raw.flush()  # buffered writes land before the kernel copies more
-                    tail = pixel.element_end - pixel.value.offset - pixel.value.length
-                    copy_range(src, raw, pixel.value.offset + pixel.value.length, tail)
+                    start = pixel.value.offset
+                    end = start + pixel.value.length
+                    out.copy(src, pixel.element_offset, start - pixel.element_offset)
+                    out.copy(src, start, end - start, pixel_words)
+                    out.copy(src, end, pixel.element_end - end)
                 else:
-                    copy_range(
-                        src, raw, pixel.element_offset, pixel.element_end - pixel.element_offset
-                    )
+                    out.copy(src, pixel.element_offset, pixel.element_end - pixel.element_offset)
             if len(after):
-                write_dataset(out, after)
-        raw.flush()
-
-
-def _clean_range(
-    src: BinaryIO, dest: BinaryIO, offset: int, length: int, cleaner: PixelWordCleaner
-) -> None:
-    """Append ``length`` bytes of ``src`` from ``offset``, word-aligned chunks cleaned."""
-    chunk_size = (1 << 20) - (1 << 20) % cleaner.word_bytes
-    src.seek(offset)
-    remaining = length
-    while remaining:
-        chunk = src.read(min(remaining, chunk_size))
-        if not chunk:
-            raise OSError("source file shrank while being copied")
-        dest.write(cleaner.apply(chunk))
-        remaining -= len(chunk)
-
-
-def copy_range(src: BinaryIO, dest: BinaryIO, offset: int, length: int) -> None:
-    """Append ``length`` bytes of ``src`` from ``offset`` to ``dest`` (at its position).
-
-    Uses ``copy_file_range`` where the kernel offers it: the bytes never enter Python
-    (and may be shared, not copied, on filesystems with reflinks); else a chunked copy.
-    """
-    remaining = length
-    if hasattr(os, "copy_file_range"):
-        src_off = offset
-        try:
-            while remaining:
-                n = os.copy_file_range(
-                    src.fileno(), dest.fileno(), min(remaining, 1 << 30), src_off
-                )
-                if n == 0:
-                    raise OSError("source file shrank while being copied")
-                src_off += n
-                remaining -= n
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-                raise
-            offset = src_off
-    src.seek(offset)
-    while remaining:
-        chunk = src.read(min(remaining, 1 << 20))
-        if not chunk:
-            raise OSError("source file shrank while being copied")
-        dest.write(chunk)
-        remaining -= len(chunk)
+                out.encoded(after, parsed.is_implicit_vr)
+        return Written(out.digest.hexdigest(), out.size)

@@ -4,14 +4,19 @@ On the same full-size FFDM files, one fresh server of each kind per row:
 
 * C-STORE with 4 associations (dcmtk ``storescu``): dcmtk ``storescp --fork`` (the
   ceiling), Orthanc, omipacs storing as received and omipacs de-identifying (a
-  screening site's peer); MB/s, ratio to ``storescp``, the server's peak RSS;
-* STOW-RS with 4 client streams (one instance per request): Orthanc and omipacs;
+  screening site's peer) with 1 and N SCP processes (``--dimse-processes``); MB/s,
+  ratio to ``storescp``, the CPU seconds per GB the server's process tree spent (less
+  load-sensitive than MB/s on a shared machine) and the largest per-process peak RSS;
+* STOW-RS with 4 client streams (one instance per request): Orthanc and omipacs with
+  ``--http-workers`` 1, 2 and 4 (pre-forked worker processes), de-identifying;
 * WADO-RS of single instances (as stored), one client, warm: against a plain read;
 * study ``/metadata`` and ``/studies?includefield=all``: p50 of repeated requests.
 
 Only ratios within one run mean anything on a shared machine.
 
 Usage: python tests/benchmarks/bench_orthanc.py [--ffdm 8] [--orthanc /usr/sbin/Orthanc]
+       [--dimse-processes 1,2] [--http-workers 1,2,4] [--no-reads]
+Targets (issue 12): C-STORE de-identifying >= 0.9x storescp; STOW >= 2x Orthanc.
 """
 
 from __future__ import annotations
@@ -35,10 +40,16 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from omipacs.demo import factory  # noqa: E402
-from tests.benchmarks.bench_store import run_storescp, send  # noqa: E402
+from tests.benchmarks.bench_store import (  # noqa: E402
+    Run,
+    TreeCpu,
+    run_storescp,
+    send,
+    tree_peak_rss_mib,
+    warm_files,
+)
 from tests.benchmarks.common import (  # noqa: E402
     free_port,
-    peak_rss_mib,
     start_omipacs,
     stop,
     write_config,
@@ -86,13 +97,36 @@ def start_orthanc(binary: str, wd: Path) -> Server:
     raise RuntimeError("Orthanc did not start")
 
 
-def start_ours(wd: Path) -> Server:
+def start_ours(wd: Path, http_workers: int = 4, dimse_processes: int = 1) -> Server:
     wd.mkdir()
     key = wd / "deid.key"
     key.write_text(secrets.token_hex(32) + "\n")
+    key.chmod(0o600)
     dimse, http = free_port(), free_port()
-    proc = start_omipacs(write_config(wd, dimse, http, deid_key=key), "--http-workers", "4")
+    proc = start_omipacs(
+        write_config(wd, dimse, http, deid_key=key),
+        "--http-workers", str(http_workers), "--dimse-processes", str(dimse_processes),
+    )
     return Server(proc, dimse, f"http://127.0.0.1:{http}/dicom-web")
+
+
+def c_store(server: Server, files: list[Path], aet: str = "STORESCU",
+            warm: list[Path] | None = None) -> Run:
+    """C-STORE ``files`` over 4 associations, after ``warm`` (not measured)."""
+    if warm:
+        send(warm, server.dimse, len(warm), aet)
+    with TreeCpu(server.proc.pid) as cpu:
+        t = send(files, server.dimse, 4, aet)
+    return Run(t, cpu.seconds, tree_peak_rss_mib(server.proc.pid))
+
+
+def stow_run(server: Server, files: list[Path], warm: list[Path] | None = None) -> Run:
+    """STOW-RS ``files`` over 4 client streams, after ``warm`` (not measured)."""
+    if warm:
+        stow(server, warm)
+    with TreeCpu(server.proc.pid) as cpu:
+        t = stow(server, files)
+    return Run(t, cpu.seconds, tree_peak_rss_mib(server.proc.pid))
 
 
 def stow(server: Server, files: list[Path], streams: int = 4) -> float:
@@ -169,7 +203,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ffdm", type=int, default=8)
     ap.add_argument("--orthanc", default="/usr/sbin/Orthanc")
+    ap.add_argument("--dimse-processes", default="1,2",
+                    help="SCP process counts for the de-identifying C-STORE rows")
+    ap.add_argument("--http-workers", default="1,2,4",
+                    help="HTTP worker counts for the STOW-RS rows")
+    ap.add_argument("--no-reads", action="store_true", help="ingest rows only")
     args = ap.parse_args()
+    processes = [int(n) for n in args.dimse_processes.split(",")]
+    workers = [int(n) for n in args.http_workers.split(",")]
     work = Path(tempfile.mkdtemp(prefix="omipacs-bench-orthanc-"))
     try:
         study = pydicom.uid.generate_uid()
@@ -182,50 +223,61 @@ def main() -> None:
                                             columns=3328, rng=i, study_uid=study,
                                             patient=patient), path)
             files.append(path)
+        warm = warm_files(work / "warm")
         mb = sum(f.stat().st_size for f in files) / 1e6
+        gb = mb / 1000
         print(f"{len(files)} FFDM files 3328x4096, {mb:.0f} MB")
 
-        base, base_rss = run_storescp(files, 4, work)
-        rows = [("dcmtk storescp --fork", base, base_rss)]
+        base = run_storescp(files, 4, work)
+        rows = [("dcmtk storescp --fork", base)]
         orthanc = start_orthanc(args.orthanc, work / "orthanc")
         try:
-            t = send(files, orthanc.dimse, 4)
-            rows.append(("Orthanc", t, peak_rss_mib(orthanc.proc.pid)))
-            theirs = reads(orthanc, files)
+            rows.append(("Orthanc", c_store(orthanc, files)))
+            theirs = None if args.no_reads else reads(orthanc, files)
         finally:
             orthanc.stop()
         ours_srv = start_ours(work / "ours")
         try:
-            t = send(files, ours_srv.dimse, 4)
-            rows.append(("omipacs as received", t, peak_rss_mib(ours_srv.proc.pid)))
-            ours = reads(ours_srv, files)
+            rows.append(("omipacs as received", c_store(ours_srv, files, warm=warm)))
+            ours = None if args.no_reads else reads(ours_srv, files)
         finally:
             ours_srv.stop()
-        deid = start_ours(work / "ours-deid")
-        try:
-            t = send(files, deid.dimse, 4, aet="SITE_A")
-            rows.append(("omipacs de-identifying", t, peak_rss_mib(deid.proc.pid)))
-        finally:
-            deid.stop()
-        print("\nC-STORE, 4 associations")
-        print(f"{'server':<26}{'s':>8}{'MB/s':>8}{'x storescp':>12}{'peak RSS MiB':>14}")
-        for name, t, rss in rows:
-            print(f"{name:<26}{t:>8.2f}{mb / t:>8.1f}{base / t:>12.2f}{rss:>14.0f}")
+        for n in processes:
+            deid = start_ours(work / f"ours-deid-{n}", dimse_processes=n)
+            try:
+                rows.append((f"omipacs de-identifying x{n}",
+                             c_store(deid, files, "SITE_A", warm)))
+            finally:
+                deid.stop()
+        print("\nC-STORE, 4 associations (xN: --dimse-processes N)")
+        print(f"{'server':<30}{'s':>8}{'MB/s':>8}{'x storescp':>12}{'CPU s/GB':>10}"
+              f"{'peak RSS MiB':>14}")
+        for name, run in rows:
+            print(f"{name:<30}{run.seconds:>8.2f}{mb / run.seconds:>8.1f}"
+                  f"{base.seconds / run.seconds:>12.2f}{run.cpu / gb:>10.2f}{run.rss:>14.0f}")
 
         o = start_orthanc(args.orthanc, work / "orthanc-stow")
         try:
-            stow_orthanc = stow(o, files)
+            stow_orthanc = stow_run(o, files)
         finally:
             o.stop()
-        s = start_ours(work / "ours-stow")
-        try:
-            stow_ours = stow(s, files)
-        finally:
-            s.stop()
-        print("\nSTOW-RS, 4 client streams")
-        print(f"Orthanc {mb / stow_orthanc:8.1f} MB/s   omipacs {mb / stow_ours:8.1f} MB/s"
-              f"   -> {stow_orthanc / stow_ours:.2f}x Orthanc (target >= 2x)")
+        stows = [("Orthanc", stow_orthanc)]
+        for n in workers:
+            s = start_ours(work / f"ours-stow-{n}", http_workers=n)
+            try:
+                stows.append((f"omipacs de-identifying x{n}", stow_run(s, files, warm)))
+            finally:
+                s.stop()
+        print("\nSTOW-RS, 4 client streams (xN: --http-workers N; target >= 2x Orthanc)")
+        print(f"{'server':<30}{'s':>8}{'MB/s':>8}{'x Orthanc':>12}{'CPU s/GB':>10}"
+              f"{'peak RSS MiB':>14}")
+        for name, run in stows:
+            print(f"{name:<30}{run.seconds:>8.2f}{mb / run.seconds:>8.1f}"
+                  f"{stow_orthanc.seconds / run.seconds:>12.2f}{run.cpu / gb:>10.2f}"
+                  f"{run.rss:>14.0f}")
 
+        if theirs is None or ours is None:
+            return
         plain = best(lambda: [f.read_bytes() for f in files])
         print("\nReads (warm), one client")
         print(f"{'':<34}{'Orthanc':>12}{'omipacs':>12}{'omipacs/Orthanc speed':>24}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -38,6 +39,43 @@ def test_record_and_lookup(tmp_path: Path) -> None:
         assert identity.lookup_client(client.client_id) == record
         assert identity.lookup("0" * 64) is None
         assert len(identity) == 1
+
+
+def test_a_repeat_sighting_takes_no_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The objects of one woman arriving in the same second are recorded once: the
+    others only read, so they never queue for the map's write lock."""
+    monkeypatch.setattr("omipacs.deid.identity._now", lambda: "2026-01-02T03:04:05+00:00")
+    client = client_pseudonym(KEYS, "9434765919", "", "")
+    path = tmp_path / "identity.sqlite"
+    with IdentityMap(path) as identity:
+        identity.record(client, "SITE_A")
+        blocker = sqlite3.connect(path, timeout=0)
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        try:
+            done = threading.Event()
+            thread = threading.Thread(
+                target=lambda: (identity.record(client, "SITE_A"), done.set()), daemon=True
+            )
+            thread.start()
+            assert done.wait(timeout=10)
+        finally:
+            blocker.rollback()
+            blocker.close()
+        # A new site is still written.
+        identity.record(client, "SITE_B")
+        record = identity.lookup(client.key_hash)
+        assert record is not None and record.sites == ("SITE_A", "SITE_B")
+
+
+def test_unbound_lists_only_keys_without_a_client(tmp_path: Path) -> None:
+    client = client_pseudonym(KEYS, "9434765919", "", "")
+    bound, free = (study_key(KEYS, "SITE_A", "accession", a) for a in ("A1", "A2"))
+    with IdentityMap(tmp_path / "identity.sqlite") as identity:
+        identity.bind_study([bound], client)
+        assert identity.unbound([bound, free]) == [free]
+        assert identity.unbound([]) == []
 
 
 def test_the_file_is_private_and_reopened(tmp_path: Path) -> None:
