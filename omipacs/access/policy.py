@@ -21,7 +21,8 @@ through licences, each limited to its cohort version's members and its data scop
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -218,7 +219,7 @@ def _licence_for_api(principal: Principal, requested: str | None) -> LicenceGran
 
 
 def authorize(
-    session: Session,
+    session: Session | Callable[[], Session],
     principal: Principal,
     action: Action,
     root: Root = ARCHIVE,
@@ -229,6 +230,11 @@ def authorize(
 
     ``licence`` is the licence a researcher names for a JSON API request (the token's
     own, or the only one they hold, when absent).
+
+    ``session`` may be a session factory (a ``sessionmaker``): a session is then opened
+    only when the decision needs the index (an admin or curator on a cohort or licence
+    root). Every other decision is made from the principal alone, whose licences were
+    read when the token was resolved, so most requests do no database work here.
     """
     role = principal.role
     if action is Action.CAPABILITIES:
@@ -275,15 +281,30 @@ def _cohort_ids(principal: Principal, scope: Scope | None = None) -> str:
     return ",".join(str(g.cohort_id) for g in usable)
 
 
-def _curator_view(session: Session, principal: Principal, action: Action, root: Root) -> Decision:
+def _curator_view(
+    session: Session | Callable[[], Session], principal: Principal, action: Action, root: Root
+) -> Decision:
     """Admins and curators: the whole archive, or the cohort/licence the root names."""
-    if root.kind == "cohort" and root.id is not None:
-        get_cohort(session, root.id, with_members=False)  # 404 for an unknown cohort
-        return Decision(principal, action, root, Visibility(study=cohort_restriction(root.id)))
-    if root.kind == "licence" and root.id is not None:
-        grant = grant_of(session, root.id)
-        return Decision(principal, action, root, licence_visibility(grant), grant, grant.scopes)
-    return Decision(principal, action, root)
+    if root.id is None or root.kind == "archive":
+        return Decision(principal, action, root)
+    with _opened(session) as s:
+        if root.kind == "cohort":
+            get_cohort(s, root.id, with_members=False)  # 404 for an unknown cohort
+            return Decision(
+                principal, action, root, Visibility(study=cohort_restriction(root.id))
+            )
+        grant = grant_of(s, root.id)
+    return Decision(principal, action, root, licence_visibility(grant), grant, grant.scopes)
+
+
+@contextmanager
+def _opened(session: Session | Callable[[], Session]) -> Iterator[Session]:
+    """``session`` itself, or a new session from the factory (closed afterwards)."""
+    if isinstance(session, Session):
+        yield session
+        return
+    with session() as opened:
+        yield opened
 
 
 def grant_of(session: Session, licence_id: int) -> LicenceGrant:

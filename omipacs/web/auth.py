@@ -145,8 +145,8 @@ def install(app: Flask, services: Services) -> None:
             raise Forbidden("this endpoint is not open to anyone")
         chooser = LICENCE_CHOICE.get(request.blueprint or "")
         licence = chooser(principal) if chooser else request.args.get("licence")
-        with services.sessions() as session:
-            g.decision = authorize(session, principal, action, _root(), licence=licence)
+        # A session is opened only if the decision needs the index (see authorize).
+        g.decision = authorize(services.sessions, principal, action, _root(), licence=licence)
 
     @app.after_request
     def _audit(response: Response) -> Response:
