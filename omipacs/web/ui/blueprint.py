@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, g, render_template
 
-from omipacs.access.policy import Action, Principal, Role
+from omipacs.access.policy import Action, Principal, Role, authorize
+from omipacs.errors import OmipacsError
 from omipacs.web import auth
 
 bp = Blueprint(
@@ -84,10 +85,38 @@ def page(
 
 
 def nav_for(principal: Principal | None) -> list[NavEntry]:
-    """The navigation entries ``principal`` sees (none before signing in)."""
+    """The navigation entries ``principal`` sees (none before signing in).
+
+    A researcher's entries are also put to the one access check under the licence the
+    page works under: a page her licence's data types do not reach (the statistics of a
+    licence without clinical data) is not offered, rather than offered and then 404.
+    """
     if principal is None:
         return []
-    return [e for e in _NAV if principal.role in e.roles]
+    entries = [e for e in _NAV if principal.role in e.roles]
+    if principal.role is Role.RESEARCHER:
+        entries = [e for e in entries if _allowed(principal, auth.ENDPOINT_ACTIONS[e.endpoint])]
+    return entries
+
+
+def _allowed(principal: Principal, action: Action) -> bool:
+    from omipacs.web.context import services
+    from omipacs.web.ui.licence import current
+
+    chosen = current()
+    try:
+        with services().sessions() as session:
+            authorize(session, principal, action,
+                      licence=str(chosen) if chosen is not None else None)
+    except OmipacsError:
+        return False
+    return True
+
+
+def landing(principal: Principal | None) -> str | None:
+    """The first page ``principal`` may open (None: none at all)."""
+    entries = nav_for(principal)
+    return entries[0].endpoint if entries else None
 
 
 def current_principal() -> Principal | None:

@@ -31,10 +31,10 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from omipacs.access.authenticate import Authenticator
 from omipacs.access.policy import Action
-from omipacs.errors import BadRequest, Forbidden, OmipacsError, Unauthorized
+from omipacs.errors import BadRequest, Forbidden, NotFound, OmipacsError, Unauthorized
 from omipacs.web import auth
 from omipacs.web.context import services
-from omipacs.web.ui.blueprint import bp, current_principal, nav_for, page, render
+from omipacs.web.ui.blueprint import bp, current_principal, landing, nav_for, page, render
 
 SESSION_COOKIE = "omipacs_session"
 NONCE_COOKIE = "omipacs_csrf"
@@ -191,9 +191,23 @@ def _sign_in(exc: Unauthorized) -> BaseResponse:
 
 
 @bp.errorhandler(OmipacsError)
-def _error_page(exc: OmipacsError) -> tuple[str, int]:
+def _error_page(exc: OmipacsError) -> BaseResponse | tuple[str, int]:
     g.error_reason = exc.reason
+    if request.endpoint == "ui.overview" and exc.http_status == 404:
+        # The overview is where signing in lands. Whoever may not see its statistics
+        # (a researcher whose licence has no clinical data) goes on to the first page
+        # she may open, not to an error.
+        first = landing(current_principal())
+        if first is not None and first != "ui.overview":
+            return redirect(url_for(first), code=303)
     return render("ui/error.html", exc.http_status, status=exc.http_status, reason=exc.reason)
+
+
+@page("/<path:missing>", Action.CAPABILITIES)
+def no_such_page(missing: str) -> BaseResponse:
+    """Any other path under ``/ui/``: a page of the dashboard (sign-in first, then an
+    HTML 404), not the JSON API's error."""
+    raise NotFound("no such page")
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -103,10 +103,20 @@ def test_images_come_through_the_licence(archive: AccessArchive) -> None:
 
 def test_licence_scopes_decide_what_a_page_shows(archive: AccessArchive) -> None:
     browser = sign_in(archive, "r1")
-    # L2 (3d only) has no clinical data: no statistics, no timeline.
+    # L2 (3d only) has no clinical data: no statistics, no timeline. The overview, where
+    # signing in lands, goes on to the first page she may open; the menu offers neither.
     l2 = archive.licences["L2"]
-    assert browser.get(f"{archive.base}/ui/", params={"licence": l2},
-                       timeout=30).status_code == 404
+    landed = browser.get(f"{archive.base}/ui/", params={"licence": l2}, allow_redirects=False,
+                         timeout=30)
+    assert landed.status_code == 303
+    assert landed.headers["Location"].endswith("/ui/cohorts/saved")
+    saved = browser.get(f"{archive.base}/ui/cohorts/saved", timeout=30)
+    assert saved.status_code == 200
+    assert f'<option value="{l2}" selected>' in saved.text
+    assert 'href="/ui/clients"' not in saved.text
+    assert ">Overview</a>" not in saved.text
+    assert browser.get(f"{archive.base}/ui/charts/2d", timeout=30).status_code == 404
+    assert browser.get(f"{archive.base}/ui/clients", timeout=30).status_code == 404
     # The choice is remembered: back to L1 explicitly.
     l1 = archive.licences["L1"]
     page = browser.get(f"{archive.base}/ui/", params={"licence": l1}, timeout=30)
@@ -119,9 +129,29 @@ def test_licence_scopes_decide_what_a_page_shows(archive: AccessArchive) -> None
     assert csv.headers["Content-Type"].startswith("text/csv")
     rows = dict(line.rsplit(",", 1) for line in csv.text.splitlines()[1:])
     assert sum(int(n) for n in rows.values()) == 2  # P001 and ' OR 1=1--, both 2D
-    # r2: no licence with clinical data at all.
+    # r2: no licence with clinical data at all; the same landing.
     other = sign_in(archive, "r2")
-    assert other.get(f"{archive.base}/ui/", timeout=30).status_code == 404
+    landed = other.get(f"{archive.base}/ui/", allow_redirects=False, timeout=30)
+    assert (landed.status_code, landed.headers["Location"].endswith("/ui/cohorts/saved")) == (
+        303, True)
+    assert ">Overview</a>" not in other.get(f"{archive.base}/ui/cohorts/saved", timeout=30).text
+
+
+def test_an_unknown_dashboard_path_is_a_dashboard_page(archive: AccessArchive) -> None:
+    # Not signed in: to the login form, coming back to the path afterwards.
+    anonymous = requests.get(f"{archive.base}/ui/no/such/page", allow_redirects=False,
+                             timeout=30)
+    assert anonymous.status_code == 303
+    assert "/ui/login?next=" in anonymous.headers["Location"]
+    # Signed in: the dashboard's own 404 page, in HTML, with its menu.
+    browser = sign_in(archive, "r1")
+    page = browser.get(f"{archive.base}/ui/no/such/page", timeout=30)
+    assert page.status_code == 404
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "no such page" in page.text
+    assert 'href="/ui/cohorts/saved"' in page.text
+    # The assets and the JSON API keep their own answers.
+    assert requests.get(f"{archive.base}/ui/static/ui/none.js", timeout=30).status_code == 404
 
 
 def test_the_cohort_builder_is_for_curators(archive: AccessArchive) -> None:
