@@ -109,8 +109,9 @@ class DimseSettings:
     max_pending_connections: int = 64
     """Connections from all addresses still waiting for their association request."""
     processes: int = 1
-    """SCP processes sharing the port (``SO_REUSEPORT``): more than one uses more cores
-    for C-STORE; 1 runs the SCP inside the ``omipacs serve`` process."""
+    """SCP processes accepting from one listening socket, each association taken by the
+    least loaded one: more than one uses more cores for C-STORE; 1 runs the SCP inside
+    the ``omipacs serve`` process."""
     acse_timeout: float = 30.0
     dimse_timeout: float = 30.0
     network_timeout: float = 60.0

@@ -3,9 +3,16 @@
 One Python process decodes every association's PDUs under one interpreter lock, which
 caps C-STORE throughput at about one core; ``storescp --fork`` gets its speed from a
 process per association. With ``[dimse] processes = N`` the archive runs N SCP
-processes that each listen on the same address with ``SO_REUSEPORT``: the kernel
-spreads incoming connections over them, and each process ingests into the same index
-and blob store as any other worker would.
+processes that accept from one listening socket, made before they are forked, and each
+process ingests into the same index and blob store as any other worker would.
+
+Who takes a connection is decided by load, as a process per association would: each
+process publishes how many connections it serves (shared memory), and one serving more
+than the least loaded leaves a new connection to that one (for at most
+:data:`MAX_DEFER` seconds, in case it is stalled). With ``SO_REUSEPORT`` the kernel
+hashes each connection to a process whatever its load: of 4 associations over 2
+processes, 3 or 4 landed on one process in more than half of the runs, which then
+decoded them on one core while the other idled.
 
 ``[dimse] max_associations`` stays one limit for the whole archive: a counter in shared
 memory is taken when an association is requested and given back when its connection
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import select
 import signal
 import socket
 import threading
@@ -25,6 +33,7 @@ from multiprocessing.context import ForkProcess
 from typing import Any
 
 from pynetdicom import evt
+from pynetdicom.transport import AddressInformation
 
 from omipacs import children
 from omipacs.config import Settings
@@ -38,14 +47,73 @@ log = logging.getLogger(__name__)
 _RJ_TRANSIENT, _RJ_PROVIDER_PRESENTATION, _RJ_LOCAL_LIMIT = 0x02, 0x03, 0x02
 
 
+#: Longest a busier process leaves a waiting connection to a less loaded one.
+MAX_DEFER = 0.2
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket every SCP process accepts from (made before they fork),
+    bound as pynetdicom binds its own (its address resolution, ``SO_REUSEADDR``)."""
+    info = AddressInformation.from_tuple((host, port))
+    sock = socket.socket(info.address_family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(info.as_tuple)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(
+            f"cannot listen for DICOM on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+    # Non-blocking: a process that lost the race for a connection gets EAGAIN at once
+    # (socketserver then goes back to waiting), not a block in accept().
+    sock.setblocking(False)
+    return sock
+
+
 class SharedPortServer(AdmittingServer):
-    """The admitting server (:mod:`omipacs.dimse.admission`), bound with ``SO_REUSEPORT``
-    so N processes can share the port (``server_class`` is ``AE.make_server``'s hook)."""
+    """The admitting server (:mod:`omipacs.dimse.admission`) on the shared listening
+    socket; ``listener``, ``loads`` (connections served, one entry per process) and
+    ``index`` (this process's entry) are set per process before ``AE.make_server``."""
+
+    listener: socket.socket | None = None
+    loads: Any = None
+    index: int = 0
 
     def server_bind(self) -> None:
+        if self.listener is None:
+            raise ConfigurationError("no shared DICOM listening socket in this process")
         if self.socket is not None:
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
+            self.socket.close()
+        self.socket = self.listener
+        self.server_address = self.listener.getsockname()
+
+    def server_activate(self) -> None:
+        """Already listening (the pool made the socket)."""
+
+    def _publish(self, extra: int = 0) -> int:
+        mine = len(self.active_associations) + extra
+        if self.loads is not None:
+            self.loads[self.index] = mine
+        return mine
+
+    def service_actions(self) -> None:
+        """socketserver's per-loop hook: keep this process's published load current
+        as associations end."""
+        self._publish()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept, unless a less loaded process is there to take the connection."""
+        mine = self._publish()
+        if self.loads is not None and self.listener is not None:
+            deadline = time.monotonic() + MAX_DEFER
+            while mine > min(self.loads[:]) and time.monotonic() < deadline:
+                readable, _, _ = select.select([self.listener], [], [], 0.005)
+                if not readable:
+                    raise BlockingIOError("another process took the connection")
+        request = super().get_request()
+        self._publish(extra=1)  # its thread starts after this returns
+        return request
 
 
 class AssociationSlots:
@@ -101,15 +169,25 @@ class AssociationSlots:
         ]
 
 
-def _serve(settings: Settings, slots: AssociationSlots, listening: Any) -> None:
-    """One SCP process: its own archive connections, the shared port and slots."""
+def _serve(
+    settings: Settings,
+    slots: AssociationSlots,
+    listening: Any,
+    listener: socket.socket,
+    loads: Any,
+    index: int,
+) -> None:
+    """One SCP process: its own archive connections, the shared socket and slots."""
     from omipacs.bootstrap import open_archive
     from omipacs.dimse import scp
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     services = open_archive(settings, migrate=False)
-    server = scp.start(services, server_class=SharedPortServer, extra_handlers=slots.handlers())
+    server_class = type(
+        "PoolServer", (SharedPortServer,), {"listener": listener, "loads": loads, "index": index}
+    )
+    server = scp.start(services, server_class=server_class, extra_handlers=slots.handlers())
     with listening.get_lock():
         listening.value += 1
     try:
@@ -125,11 +203,14 @@ class ScpPool:
     def __init__(self, settings: Settings) -> None:
         count = settings.dimse.processes
         self.slots = AssociationSlots.shared(settings.dimse.max_associations)
-        # Processes bound and listening (shared memory, counted up by each).
+        # Processes listening (shared memory, counted up by each).
         self.listening = multiprocessing.get_context("fork").Value("i", 0)
+        # Connections each process serves (published by each, read by all).
+        self.loads = multiprocessing.get_context("fork").Array("i", count)
+        self.listener = listen(settings.dimse.host, settings.dimse.port)
+        args = (settings, self.slots, self.listening, self.listener, self.loads)
         self.processes: list[ForkProcess] = [
-            children.fork(_serve, (settings, self.slots, self.listening), f"omipacs-dimse-{n}")
-            for n in range(count)
+            children.fork(_serve, (*args, n), f"omipacs-dimse-{n}") for n in range(count)
         ]
         log.info(
             "DICOM SCP %s: %d processes on %s:%d, %d associations at most",
@@ -157,3 +238,4 @@ class ScpPool:
                 process.terminate()
         for process in self.processes:
             children.stop(process)
+        self.listener.close()

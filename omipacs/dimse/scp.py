@@ -117,9 +117,9 @@ def start(
 ) -> Any:
     """Start the SCP; returns the server (call ``shutdown()``) unless ``block``.
 
-    ``server_class`` (an :class:`~omipacs.dimse.admission.AdmittingServer` bound with
-    ``SO_REUSEPORT``, see :mod:`omipacs.dimse.pool`) and ``extra_handlers`` (bound after
-    ours) serve several SCP processes on one port.
+    ``server_class`` (an :class:`~omipacs.dimse.admission.AdmittingServer` on a
+    listening socket shared by several processes, see :mod:`omipacs.dimse.pool`) and
+    ``extra_handlers`` (bound after ours) serve several SCP processes on one port.
     """
     settings = services.settings
     check_exposure(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -82,3 +83,51 @@ def test_scp_processes_share_the_port_the_archive_and_the_limit(tmp_path: Path) 
     assert server.process.returncode == 0
     # The SCP processes were forked while the parent ran no other thread.
     assert not [line for line in server.log if "while threads run" in line]
+
+
+def _established(pid: int, port: int) -> int:
+    """TCP connections to ``port`` that process ``pid`` holds (from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01" and fields[9] in inodes:
+                count += 1
+    return count
+
+
+def test_associations_spread_over_the_processes(tmp_path: Path) -> None:
+    """A busier process leaves a new association to an idle one, as a process per
+    association would: 4 associations over 2 processes are served 2 and 2 (the kernel's
+    SO_REUSEPORT hash put 3 or 4 on one process in more than half of the runs)."""
+    settings = make_settings(tmp_path, max_associations=8, processes=2)
+    server = start_server(settings, tmp_path, "--no-http")
+    try:
+        port = server.dimse_port
+        pids = child_pids(server.process.pid)
+        assert len(pids) == 2
+        for _ in range(3):
+            held = []
+            for _ in range(4):
+                assoc = _scu().associate("127.0.0.1", port, ae_title="OMIPACS")
+                assert assoc.is_established
+                held.append(assoc)
+            assert sorted(_established(pid, port) for pid in pids) == [2, 2]
+            for assoc in held:
+                assoc.release()
+            deadline = time.monotonic() + 10
+            while any(_established(pid, port) for pid in pids):
+                assert time.monotonic() < deadline, "associations did not end"
+                time.sleep(0.1)
+            time.sleep(0.6)  # each process republishes its load within its poll interval
+    finally:
+        server.stop()
