@@ -80,7 +80,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings, dimse=dataclasses.replace(settings.dimse, processes=args.dimse_processes)
         )
     # One set of decode slots for every HTTP worker and DIMSE process forked below.
-    share_decodes(settings.retrieve.max_concurrent_decodes, settings.retrieve.decode_wait_seconds)
+    share_decodes(
+        settings.retrieve.max_concurrent_decodes,
+        settings.retrieve.decode_wait_seconds,
+        settings.retrieve.decode_memory_mib << 20,
+    )
     # Refuse unsafe exposure before anything starts listening.
     scp.check_exposure(settings)
     if not args.no_http:

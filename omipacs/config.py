@@ -266,6 +266,12 @@ class RetrieveSettings:
     bounds the memory pixel work can take, whatever clients ask for."""
     decode_wait_seconds: float = 20.0
     """How long a request waits for a decode slot before a 503."""
+    decode_memory_mib: int = 384
+    """Memory the decodes in flight may take together, server-wide: each reserves its
+    estimated peak (``omipacs.dicom.pixels.decode_cost``: about two frames for JPEG-LS,
+    five for an 8-bit JPEG 2000 frame) and waits while the budget is spent, so the
+    codec a client picks cannot multiply what ``max_concurrent_decodes`` allows. A
+    frame costing more than the whole budget is decoded alone."""
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,9 @@ class Services:
         if migrate:
             db.upgrade(engine)
         configure_decodes(
-            settings.retrieve.max_concurrent_decodes, settings.retrieve.decode_wait_seconds
+            settings.retrieve.max_concurrent_decodes,
+            settings.retrieve.decode_wait_seconds,
+            settings.retrieve.decode_memory_mib << 20,
         )
         blobs = make_blob_store(settings)
         spool = Spool.claim(root)

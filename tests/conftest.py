@@ -203,6 +203,7 @@ max_client_requests = {settings.http.max_client_requests}
 [retrieve]
 max_concurrent_decodes = {settings.retrieve.max_concurrent_decodes}
 decode_wait_seconds = {settings.retrieve.decode_wait_seconds!r}
+decode_memory_mib = {settings.retrieve.decode_memory_mib}
 [auth]
 mode = "{settings.auth.mode}"
 cache_seconds = {settings.auth.cache_seconds}

@@ -92,68 +92,88 @@ LOSSY_SYNTAXES: Final[frozenset[str]] = frozenset(
 
 
 class _Slots:
-    """Decode slots: a semaphore plus, when forked processes share it, who holds each slot.
+    """Decode slots: a count of decodes at once and a budget of the memory they may take.
 
-    A process-local bound uses a :class:`threading.BoundedSemaphore`. ``omipacs serve``
-    instead creates one semaphore in shared memory before it forks the HTTP workers and
-    the DIMSE processes (:func:`share_decodes`), so ``max_concurrent_decodes`` bounds
-    the whole server rather than each process. A worker killed while decoding (gunicorn's
+    Each decode reserves, for as long as it holds its slot, what it is estimated to
+    allocate at its peak (:func:`decode_cost`), and waits while the reservations of the
+    decodes in flight plus its own would exceed the budget. The count bounds the CPU
+    rendering takes; the budget bounds memory whatever codec a client picks: a JPEG 2000
+    frame costs about five times its decoded size where a JPEG-LS one costs two, so two
+    slots alone would let two 64 MiB JPEG 2000 frames take 650 MB. A decode larger than
+    the whole budget still runs, alone.
+
+    A process-local bound keeps its table in this process. ``omipacs serve`` instead
+    creates the semaphore and the table in shared memory before it forks the HTTP
+    workers and the DIMSE processes (:func:`share_decodes`), so the settings bound the
+    whole server rather than each process. A worker killed while decoding (gunicorn's
     timeout, the OOM killer) cannot release its slot, so each shared slot records the
     holder's pid, and a waiter hands back the slots of processes that no longer exist.
     """
 
-    def __init__(self, count: int, shared: bool) -> None:
+    def __init__(self, count: int, shared: bool, budget: int) -> None:
         self.shared = shared
+        self.budget = budget
         if shared:
             context = multiprocessing.get_context("fork")
             self.semaphore: Any = context.BoundedSemaphore(count)
             self.holders: Any = context.Array("q", count)  # pid per slot, 0 when free
+            self.reserved: Any = context.Array("q", count, lock=False)  # bytes per slot
+            self.lock: Any = self.holders.get_lock()
         else:
             self.semaphore = threading.BoundedSemaphore(count)
-            self.holders = None
+            self.holders = [0] * count
+            self.reserved = [0] * count
+            self.lock = threading.Lock()
 
-    def acquire(self, wait: float) -> bool:
-        if not self.shared:
-            return bool(self.semaphore.acquire(timeout=wait))
+    def acquire(self, wait: float, cost: int) -> int | None:
+        """Take a slot and reserve `cost` bytes; the slot's index, or None after `wait`."""
         deadline = time.monotonic() + wait
         while True:
-            if self.semaphore.acquire(timeout=max(0.0, min(1.0, deadline - time.monotonic()))):
-                with self.holders.get_lock():
-                    for i, pid in enumerate(self.holders):
-                        if pid == 0:
-                            self.holders[i] = os.getpid()
-                            break
-                return True
-            if not self._reclaim_dead() and time.monotonic() >= deadline:
-                return False
+            left = deadline - time.monotonic()
+            step = max(0.0, min(1.0, left) if self.shared else left)
+            if self.semaphore.acquire(timeout=step):
+                with self.lock:
+                    in_flight = sum(self.reserved)
+                    if in_flight == 0 or in_flight + cost <= self.budget:
+                        index = list(self.holders).index(0)
+                        self.holders[index] = os.getpid()
+                        self.reserved[index] = max(cost, 1)
+                        return index
+                self.semaphore.release()  # a slot, but not the memory: wait for a release
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+                continue
+            reclaimed = self.shared and self._reclaim_dead()
+            if not reclaimed and time.monotonic() >= deadline:
+                return None
 
-    def release(self) -> None:
-        if self.shared:
-            with self.holders.get_lock():
-                for i, pid in enumerate(self.holders):
-                    if pid == os.getpid():
-                        self.holders[i] = 0
-                        break
+    def release(self, index: int) -> None:
+        with self.lock:
+            self.holders[index] = 0
+            self.reserved[index] = 0
         self.semaphore.release()
 
     def _reclaim_dead(self) -> bool:
         """Free the slots of processes that ended holding them; True if there were any."""
         reclaimed = False
-        with self.holders.get_lock():
+        with self.lock:
             for i, pid in enumerate(self.holders):
                 if pid and not _alive(pid):
                     LOGGER.warning("a decode slot held by ended process %d is free again", pid)
                     self.holders[i] = 0
+                    self.reserved[i] = 0
                     self.semaphore.release()
                     reclaimed = True
         return reclaimed
 
     def in_use(self) -> str:
-        """Slots held now by every process sharing them (for the log)."""
-        if self.shared:
-            with self.holders.get_lock():
-                return f"{sum(1 for pid in self.holders if pid)} in use server-wide"
-        return "process-local slots"
+        """Slots held now by every process sharing them, and their reservations (for the log)."""
+        with self.lock:
+            held = sum(1 for pid in self.holders if pid)
+            mib = sum(self.reserved) / (1 << 20)
+        where = "server-wide" if self.shared else "in this process"
+        return f"{held} in use {where}, {mib:.0f} MiB of {self.budget / (1 << 20):.0f} reserved"
 
 
 def _alive(pid: int) -> bool:
@@ -166,7 +186,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-_slots = _Slots(2, shared=False)
+DEFAULT_DECODE_BUDGET: Final = 384 * 1024 * 1024
+"""Bytes the decodes in flight may reserve when nothing configures it."""
+
+_slots = _Slots(2, shared=False, budget=DEFAULT_DECODE_BUDGET)
 _slot_wait = 30.0
 _held = threading.local()
 
@@ -174,7 +197,16 @@ TRIM_AFTER_BYTES: Final = 16 * 1024 * 1024
 """A decoded frame at least this large makes its slot give freed memory back when released."""
 
 
-def share_decodes(slots: int, wait_seconds: float) -> None:
+def _check(slots: int, budget: int) -> None:
+    if slots < 1:
+        raise ValueError("at least one decode slot is needed")
+    if budget < 1 << 20:
+        raise ValueError("the decode memory budget must be at least 1 MiB")
+
+
+def share_decodes(
+    slots: int, wait_seconds: float, budget: int = DEFAULT_DECODE_BUDGET
+) -> None:
     """Bound decodes across this process and every process later forked from it.
 
     ``omipacs serve`` calls this before forking; :func:`configure_decodes` in a forked
@@ -182,14 +214,16 @@ def share_decodes(slots: int, wait_seconds: float) -> None:
     the whole server's pixel memory, not each process's.
     """
     global _slots, _slot_wait
-    if slots < 1:
-        raise ValueError("at least one decode slot is needed")
-    _slots = _Slots(slots, shared=True)
+    _check(slots, budget)
+    _slots = _Slots(slots, shared=True, budget=budget)
     _slot_wait = wait_seconds
 
 
-def configure_decodes(slots: int, wait_seconds: float) -> None:
-    """Set how many frames decode at once, and how long a request waits for a slot.
+def configure_decodes(
+    slots: int, wait_seconds: float, budget: int = DEFAULT_DECODE_BUDGET
+) -> None:
+    """Set how many frames decode at once, the memory they may reserve together (bytes,
+    see :func:`decode_cost`), and how long a request waits for a slot.
 
     Ingest bounds one decoded frame (``storage.max_frame_bytes``, checked against the
     codec stream's own header); this bounds how many such frames, and the render work
@@ -198,16 +232,18 @@ def configure_decodes(slots: int, wait_seconds: float) -> None:
     server's and are kept; otherwise (tests, command-line tools) they are this process's.
     """
     global _slots, _slot_wait
-    if slots < 1:
-        raise ValueError("at least one decode slot is needed")
+    _check(slots, budget)
     if not _slots.shared:
-        _slots = _Slots(slots, shared=False)
+        _slots = _Slots(slots, shared=False, budget=budget)
     _slot_wait = wait_seconds
 
 
 @contextmanager
-def decode_slot() -> Iterator[None]:
-    """Hold one decode slot (re-entrant within a thread).
+def decode_slot(cost: int = 0) -> Iterator[None]:
+    """Hold one decode slot, reserving `cost` bytes of the budget (re-entrant in a thread).
+
+    The outermost slot of a thread is the one that counts: its `cost` should cover all
+    the work done under it (:func:`decode_cost` of the frame, which includes rendering).
 
     When the outermost slot is released after a large frame was decoded under it,
     glibc is asked to return freed memory to the system (:func:`trim_malloc`), so a
@@ -227,7 +263,8 @@ def decode_slot() -> Iterator[None]:
             _held.depth -= 1
         return
     slots = _slots
-    if not slots.acquire(_slot_wait):
+    index = slots.acquire(_slot_wait, cost)
+    if index is None:
         raise ServerBusy("the server is busy decoding images; retry shortly")
     _held.depth = 1
     _held.large = False
@@ -239,7 +276,7 @@ def decode_slot() -> Iterator[None]:
     finally:
         _held.depth = 0
         LOGGER.debug("decode slot released by process %d", os.getpid())
-        slots.release()
+        slots.release(index)
         if _held.large:
             _held.large = False
             trim_malloc()
@@ -350,6 +387,51 @@ def native_frame_length(header: Dataset) -> int:
     return math.ceil(pixels * bits / 8)
 
 
+_J2K_OR_LIBJPEG_SYNTAXES: Final[frozenset[str]] = frozenset(
+    {
+        JPEGBaseline8Bit,
+        JPEGExtended12Bit,
+        JPEGLossless,
+        JPEGLosslessSV1,
+        JPEG2000Lossless,
+        JPEG2000,
+        HTJ2KLossless,
+        HTJ2KLosslessRPCL,
+        HTJ2K,
+    }
+)
+
+
+def decode_cost(header: Dataset, transfer_syntax: str, scale: int = 1) -> int:
+    """Estimate the bytes decoding one frame and rendering it allocate at their peak.
+
+    Measured in a fresh process on 8192 x 8192 x 8-bit frames (64 MiB decoded;
+    tests/retrieve/test_render_memory.py): a native frame read in place costs the
+    8-bit picture (plus a masked copy when bits above Bits Stored are set); JPEG-LS
+    costs CharLS's buffer and the array made of it, two frames; OpenJPEG (JPEG 2000,
+    HTJ2K) and libjpeg (the JPEG processes) decode through 32-bit samples and then
+    copy into the frame, 327 MiB for that frame, so four bytes a sample plus two
+    frames; RLE three frames. Encoding the picture adds up to a quarter of a byte a
+    pixel (its output and the encoder's buffers). `scale` is the reduction the frame is decoded at
+    (:mod:`omipacs.dicom.reduced`). Returns 0 when the header describes no pixels.
+    """
+    try:
+        opts = pixel_options(header)
+    except NotAcceptable:
+        return 0
+    samples: int = opts["rows"] * opts["columns"] * opts["samples_per_pixel"]
+    samples //= max(1, scale) ** 2
+    frame: int = samples * math.ceil(opts["bits_allocated"] / 8)
+    encoded = samples // 4  # the encoded picture and the encoder's buffers
+    if transfer_syntax in NATIVE_SYNTAXES:
+        return frame + samples + encoded
+    if transfer_syntax in (JPEGLSLossless, JPEGLSNearLossless):
+        return 2 * frame + encoded
+    if transfer_syntax in _J2K_OR_LIBJPEG_SYNTAXES:
+        return 4 * samples + 2 * frame + encoded
+    return 3 * frame + encoded
+
+
 _LEAN_NATIVE: Final[frozenset[str]] = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian})
 _LEAN_PHOTOMETRIC: Final[frozenset[str]] = frozenset(
     {"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR"}
@@ -452,7 +534,7 @@ def decode_frame_with_properties(
             f"{native_frame_length(header)} bytes its Image Pixel module describes"
         )
     try:
-        with decode_slot():
+        with decode_slot(decode_cost(header, transfer_syntax)):
             lean = _decode_lean(frame, transfer_syntax, opts)
             if lean is not None:
                 note_decoded(lean.nbytes)

@@ -37,7 +37,13 @@ from pydicom.uid import (
     JPEGBaseline8Bit,
 )
 
-from omipacs.dicom.pixels import decode_frame, decode_slot, note_decoded, pixel_options
+from omipacs.dicom.pixels import (
+    decode_cost,
+    decode_frame,
+    decode_slot,
+    note_decoded,
+    pixel_options,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -76,17 +82,33 @@ def decode_frame_reduced(
         As :func:`~omipacs.dicom.pixels.decode_frame`; a stream the reduced decoder
         refuses is decoded in full, so a corrupt one is refused the same way.
     """
-    levels = int(math.log2(most)) if most >= 2 else 0
-    if levels and _reducible(header, transfer_syntax):
+    scale = reduction(header, frame, transfer_syntax, most)
+    if scale > 1:
         try:
-            with decode_slot():
-                reduced = _decode_with_pillow(header, frame, transfer_syntax, levels)
+            with decode_slot(decode_cost(header, transfer_syntax, scale)):
+                reduced = _decode_with_pillow(
+                    header, frame, transfer_syntax, scale.bit_length() - 1
+                )
                 if reduced is not None:
                     note_decoded(reduced[0].nbytes)
                     return reduced
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             LOGGER.debug("reduced decoding failed (%s); decoding in full", exc)
     return decode_frame(header, frame, transfer_syntax), 1
+
+
+def reduction(header: Dataset, frame: bytes, transfer_syntax: str, most: int) -> int:
+    """The scale :func:`decode_frame_reduced` decodes `frame` at given `most`: a power of
+    two no larger than `most` and than the codec allows (JPEG 2000: the codestream's
+    decomposition levels; JPEG: 8), or 1."""
+    levels = int(math.log2(most)) if most >= 2 else 0
+    if not levels or not _reducible(header, transfer_syntax):
+        return 1
+    if transfer_syntax in J2K_SYNTAXES:
+        levels = min(levels, _j2k_levels(frame))
+    else:
+        levels = min(levels, 3)
+    return 1 << levels
 
 
 def _reducible(header: Dataset, transfer_syntax: str) -> bool:

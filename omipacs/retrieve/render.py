@@ -37,7 +37,8 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels.processing import apply_color_lut, apply_modality_lut, apply_voi
 
-from omipacs.dicom.reduced import decode_frame_reduced
+from omipacs.dicom.pixels import decode_cost, decode_slot
+from omipacs.dicom.reduced import decode_frame_reduced, reduction
 from omipacs.errors import BadRequest, NotAcceptable
 
 MEDIA_TYPES: Final[frozenset[str]] = frozenset({"image/jpeg", "image/png", "image/gif"})
@@ -694,19 +695,23 @@ def render_stored_frame(
         ratio = min(width / out_w, height / out_h)
         while most * 2 <= ratio:
             most *= 2
-    pixels, scale = decode_frame_reduced(header, frame, transfer_syntax, most)
-    del frame
-    return render_frame(
-        header,
-        pixels,
-        media_type=media_type,
-        window=window,
-        viewport=viewport,
-        quality=quality,
-        thumbnail=thumbnail,
-        frame_index=frame_index,
-        decoded_scale=scale,
-    )
+    # The slot covers the decode and the render, reserving what both cost at this scale.
+    with decode_slot(
+        decode_cost(header, transfer_syntax, reduction(header, frame, transfer_syntax, most))
+    ):
+        pixels, scale = decode_frame_reduced(header, frame, transfer_syntax, most)
+        del frame
+        return render_frame(
+            header,
+            pixels,
+            media_type=media_type,
+            window=window,
+            viewport=viewport,
+            quality=quality,
+            thumbnail=thumbnail,
+            frame_index=frame_index,
+            decoded_scale=scale,
+        )
 
 
 def _render_gray(

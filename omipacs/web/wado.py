@@ -15,7 +15,7 @@ from flask import Blueprint, Response, request
 from omipacs.access.scopes import Scope
 from omipacs.annotations.draw import marks_requested, render_marked
 from omipacs.blobs.base import BlobStore
-from omipacs.dicom.pixels import decode_frame, decode_slot
+from omipacs.dicom.pixels import decode_cost, decode_frame, decode_slot
 from omipacs.dicom.xml import native_xml
 from omipacs.errors import BadRequest, NotAcceptable, NotFound, RangeNotSatisfiable
 from omipacs.retrieve import frames as frame_io
@@ -337,8 +337,7 @@ def render_response(
         frame = (loc.number_of_frames + 1) // 2 if thumbnail else 1
     if not 1 <= frame <= loc.number_of_frames:
         raise NotFound(f"frame {frame} does not exist")
-    with decode_slot():  # the decoded frame and its rendering count as one decode
-        return _render_decoded(loc, frame, media, window, viewport, quality, thumbnail, marks)
+    return _render_decoded(loc, frame, media, window, viewport, quality, thumbnail, marks)
 
 
 def _render_decoded(
@@ -354,12 +353,13 @@ def _render_decoded(
     svc = services()
     header = headers_cache().get(svc.blobs, loc)
     if marks and decision().has(Scope.MARKS):
-        data = frame_io.read_frame(svc.blobs, loc, frame)
-        pixels = decode_frame(header, data, loc.transfer_syntax)
-        del data
         # Draw the expert marks over the picture (marks can change: do not cache);
-        # without the marks scope they do not exist for the caller.
-        with svc.sessions() as session:
+        # without the marks scope they do not exist for the caller. The decoded frame
+        # and its rendering count as one decode.
+        with decode_slot(decode_cost(header, loc.transfer_syntax)), svc.sessions() as session:
+            data = frame_io.read_frame(svc.blobs, loc, frame)
+            pixels = decode_frame(header, data, loc.transfer_syntax)
+            del data
             image = render_marked(
                 session,
                 header,
@@ -374,7 +374,7 @@ def _render_decoded(
             )
         return Response(image, content_type=media, headers={"Cache-Control": "private, no-cache"})
     # Decoded no finer than the picture needs (a thumbnail of a JPEG 2000 frame decodes
-    # a fraction of its pixels).
+    # a fraction of its pixels), under a decode slot that reserves what that costs.
     image = render_stored_frame(
         header,
         frame_io.read_frame(svc.blobs, loc, frame),

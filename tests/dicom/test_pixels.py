@@ -282,3 +282,61 @@ def test_shared_decode_slots_bound_forked_processes_and_outlive_a_killed_holder(
             pass
     finally:
         pixels._slots, pixels._slot_wait = saved
+
+
+def test_decode_budget_holds_back_what_the_memory_in_flight_cannot_take() -> None:
+    import threading
+
+    from omipacs.dicom.pixels import configure_decodes, decode_slot
+    from omipacs.errors import ServerBusy
+
+    mib = 1 << 20
+    configure_decodes(4, 0.3, budget=10 * mib)
+    try:
+        holding, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with decode_slot(8 * mib):
+                holding.set()
+                release.wait(10)
+
+        worker = threading.Thread(target=hold)
+        worker.start()
+        assert holding.wait(10)
+        with pytest.raises(ServerBusy):  # slots are free, the memory is not
+            with decode_slot(3 * mib):
+                pass
+        with decode_slot(2 * mib):  # fits beside it
+            pass
+        # A waiter gets in once the holder is done.
+        configure_decodes(4, 10.0, budget=10 * mib)
+        got: list[bool] = []
+
+        def wait_for_memory() -> None:
+            with decode_slot(5 * mib):
+                got.append(True)
+
+        waiter = threading.Thread(target=wait_for_memory)
+        waiter.start()
+        release.set()
+        worker.join(10)
+        waiter.join(10)
+        assert got == [True]
+        with decode_slot(50 * mib):  # more than the whole budget: alone, it runs
+            pass
+    finally:
+        configure_decodes(2, 20.0)
+
+
+def test_decode_cost_follows_the_codec_and_the_scale() -> None:
+    from omipacs.dicom.pixels import decode_cost
+
+    ds, _ = make_image(rows=1024, columns=1024, bits_allocated=8, bits_stored=8)
+    mib = 1 << 20  # one 8-bit frame
+    picture = mib // 4
+    assert decode_cost(ds, ExplicitVRLittleEndian) == 2 * mib + picture
+    assert decode_cost(ds, JPEGLSLossless) == 2 * mib + picture
+    assert decode_cost(ds, JPEG2000Lossless) == 6 * mib + picture
+    assert decode_cost(ds, JPEG2000Lossless, 4) == (6 * mib + picture) // 16
+    del ds.Rows
+    assert decode_cost(ds, JPEG2000Lossless) == 0

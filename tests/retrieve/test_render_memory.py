@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pydicom.uid import JPEG2000Lossless
+from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless
 
+from omipacs.dicom.pixels import decode_cost
 from tests.retrieve.builders import (
     encode_frames,
+    header_of,
     largest_accepted_frame,
     make_image,
     with_pixels,
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 FRAME_MIB = 64
+MIB = 1 << 20
 
 _PROBE = """
 import io, json, sys
@@ -90,8 +93,11 @@ def test_full_size_render_of_the_largest_frame_stays_near_two_frames(
     largest: Path, media: str
 ) -> None:
     # The decoded frame, the codec's own buffer while it decodes, and the 8-bit picture:
-    # about two frames at the peak (pydicom's decoder path alone took about six).
-    assert peak_of_render(largest, media) < 2.5 * FRAME_MIB
+    # about two frames at the peak (pydicom's decoder path alone took about six), and
+    # no more than the decode slot reserves for it.
+    peak = peak_of_render(largest, media)
+    assert peak < 2.5 * FRAME_MIB
+    assert peak <= decode_cost(header_of(largest), JPEGLSLossless) / MIB
 
 
 def test_thumbnail_of_the_largest_frame_adds_nothing_to_its_decode(largest: Path) -> None:
@@ -112,6 +118,8 @@ def test_jpeg2000_thumbnail_decodes_a_fraction_of_the_frame(tmp_path: Path) -> N
     full = peak_of_render(path, "image/jpeg", viewport="4096,4096")
     thumbnail = peak_of_render(path, "image/jpeg", thumbnail=True)
     assert thumbnail < full / 4, (thumbnail, full)
+    # The decode slot reserves at least what the render took (its budget is honest).
+    assert full <= decode_cost(ds, JPEG2000Lossless) / MIB
 
 
 def test_native_frame_renders_in_place(tmp_path: Path) -> None:
@@ -121,4 +129,6 @@ def test_native_frame_renders_in_place(tmp_path: Path) -> None:
     ds.PixelData = np.full((8192, 8192), 90, np.uint8).tobytes()
     path = write(ds, tmp_path / "native.dcm")
     del ds
-    assert peak_of_render(path, "image/png") < 1.5 * FRAME_MIB
+    peak = peak_of_render(path, "image/png")
+    assert peak < 1.5 * FRAME_MIB
+    assert peak <= decode_cost(header_of(path), ExplicitVRLittleEndian) / MIB
