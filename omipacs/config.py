@@ -426,6 +426,10 @@ class ReleaseSettings:
     """``procrastinate``: with a PostgreSQL index, release batches go through the task
     queue so ``omipacs release worker`` processes on any machine share one export;
     "" (default) copies in the process that runs ``release create``."""
+    allowed_roots: tuple[str, ...] = ()
+    """Folders a release may be written under (and their subfolders). Empty (default):
+    ``omipacs release create`` may name any folder its user can write, a request over
+    HTTP none (buckets only). Never inside the archive's own storage root."""
 
 
 @dataclass(frozen=True)

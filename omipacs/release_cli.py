@@ -31,7 +31,7 @@ from omipacs.access_cli import _audit
 from omipacs.bootstrap import open_archive
 from omipacs.errors import BadRequest
 from omipacs.export import release as releases
-from omipacs.export.destination import Destination, RateLimit
+from omipacs.export.destination import Destination, RateLimit, check_place
 from omipacs.services import Services
 
 console = Console(stderr=True, soft_wrap=True)
@@ -100,9 +100,12 @@ def _watch(services: Services, release_pk: int, work: threading.Thread,
 
 def cmd_create(args: argparse.Namespace, settings: config.Settings, svc: Services) -> int:
     options = parse_options(args.storage_option, settings.release.options)
+    check_place(args.to, settings.release.allowed_roots, settings.storage.root,
+                over_http=False)
     dest = Destination(args.to, options)
     with svc.write_sessions.begin() as session:
-        row, new = releases.begin(session, args.licence, args.to, full=args.full)
+        row, new = releases.begin(session, args.licence, args.to, full=args.full,
+                                  check=args.check)
         release_pk, number = row.pk, row.number
     _audit(svc, "release-create" if new else "release-resume",
            f"licence:{args.licence} release:{number}")
@@ -294,6 +297,10 @@ def register(sub: Any) -> None:
     p.add_argument("--full", action="store_true",
                    help="create: compare every file with the previous release instead of "
                         "reading the change feed")
+    p.add_argument("--check", choices=list(releases.CHECKS), default="sha256",
+                   help="create: re-hash every copied byte (sha256, the default) or, for "
+                        "folder copies, check sizes only and rely on the SHA-256 recorded "
+                        "at ingest (size; run `release verify` after)")
     p.add_argument("--burst", action="store_true", help="worker: exit once the queue is empty")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_release)

@@ -15,7 +15,10 @@ written is checked against what the index promised before it is made visible.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
+import mmap
 import os
 import shutil
 import threading
@@ -24,10 +27,15 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+from omipacs.errors import Forbidden
+
+log = logging.getLogger(__name__)
 
 CHUNK = 4 << 20
 """Bytes read and written per step."""
@@ -42,6 +50,37 @@ Progress = Callable[[int], None]
 
 class ChecksumMismatch(Exception):
     """What was read does not hash to what the index recorded (the source is damaged)."""
+
+
+def check_place(
+    url: str, allowed_roots: tuple[str, ...], storage_root: Path, *, over_http: bool
+) -> None:
+    """Refuse a folder destination outside ``[release] allowed_roots`` (docs/releases.md,
+    "Where releases may go"): an admin's request must not be able to write anywhere the
+    server's user can, and no release goes inside the archive's own storage.
+
+    Raises
+    ------
+    Forbidden
+        The folder is not allowed, with the reason.
+    """
+    if "://" in url and not url.startswith("file://"):
+        return  # a bucket: its credentials decide
+    path = os.path.realpath(url.removeprefix("file://"))
+
+    def inside(root: str | Path) -> bool:
+        real = os.path.realpath(root)
+        return path == real or path.startswith(real.rstrip(os.sep) + os.sep)
+
+    if inside(storage_root):
+        raise Forbidden("a release may not be written inside the archive's storage")
+    if allowed_roots:
+        if not any(inside(root) for root in allowed_roots):
+            raise Forbidden("releases may be written only under the folders of "
+                            "[release] allowed_roots")
+    elif over_http:
+        raise Forbidden("a release requested over HTTP goes to a bucket, or to a folder "
+                        "under [release] allowed_roots (none is set)")
 
 
 class RateLimit:
@@ -134,27 +173,47 @@ class Destination:
         relative: str,
         *,
         expect_sha256: str | None = None,
+        expect_bytes: int | None = None,
         progress: Progress | None = None,
+        rehash: bool = True,
     ) -> Written:
-        """Copy a local file into a folder destination: the kernel copies the bytes
-        (``sendfile``, as ``cp`` does) while another thread hashes the source; the copy
-        becomes visible only if the source hashes to ``expect_sha256``. Memory stays at
-        one chunk whatever the size; the two run on two cores."""
+        """Copy a local file into a folder destination by the kernel
+        (``copy_file_range``, as ``cp`` does; ``sendfile`` where it is missing), with
+        the file synced before it is renamed into place.
+
+        ``rehash`` (the default): another thread hashes the source at the same time
+        (mapped, so its bytes are not copied once more to be hashed) and the copy
+        becomes visible only if it hashes to ``expect_sha256``; the disk flush overlaps
+        the hash. Without ``rehash`` only the size is checked against ``expect_bytes``
+        and the SHA-256 returned is ``expect_sha256``, the one the index recorded when
+        the blob was acknowledged (docs/releases.md, "Checking copies").
+        """
         assert self.local
-        hashed: Future[Written] = _HASHERS.submit(_hash_path, src, progress)
+        if not rehash and (expect_sha256 is None or expect_bytes is None):
+            raise ValueError("a copy checked by size needs the recorded size and SHA-256")
+        hashed: Future[Written] | None = (
+            _HASHERS.submit(_hash_path, src, progress) if rehash else None)
         with self._writer(relative) as out, open(src, "rb") as f:
-            if _NO_SENDFILE:
-                shutil.copyfileobj(f, out, CHUNK)
-            else:
-                _sendfile(f, out)
+            out.flush()
+            copied = _kernel_copy(f, out)
             # Flush to disk while the hash is still being computed: the two overlap
             # instead of one waiting for the other (the writer's own fsync is then free).
-            out.flush()
             os.fsync(out.fileno())
+            if hashed is None:
+                assert expect_sha256 is not None
+                if copied != expect_bytes:
+                    raise ChecksumMismatch(f"{relative}: {copied} bytes stored, the index "
+                                           f"recorded {expect_bytes}")
+                if progress is not None:
+                    progress(copied)
+                return Written(copied, expect_sha256)
             found = hashed.result()
             if expect_sha256 is not None and found.sha256 != expect_sha256:
                 raise ChecksumMismatch(f"{relative}: stored bytes hash to {found.sha256[:12]}…,"
                                        f" the index recorded {expect_sha256[:12]}…")
+            if found.bytes != copied:
+                raise ChecksumMismatch(f"{relative}: {copied} bytes copied, {found.bytes} "
+                                       "hashed (the source changed while it was copied)")
         return found
 
     def write_bytes(self, relative: str, data: bytes) -> Written:
@@ -251,30 +310,66 @@ class Destination:
             pass
 
 
-_NO_SENDFILE = not hasattr(os, "sendfile")
-
-
-def _sendfile(src: Any, out: Any) -> None:
-    """All of ``src`` into ``out`` by the kernel, without passing through Python."""
-    out.flush()
+def _kernel_copy(src: Any, out: Any) -> int:
+    """All of ``src`` into ``out`` by the kernel, without passing through Python:
+    ``copy_file_range``, else ``sendfile``, else a plain chunked copy. Returns the bytes
+    copied."""
     size = os.fstat(src.fileno()).st_size
     offset = 0
-    while offset < size:
-        sent = os.sendfile(out.fileno(), src.fileno(), offset, min(size - offset, 1 << 30))
-        if sent == 0:
-            break
-        offset += sent
+    for name in ("copy_file_range", "sendfile"):
+        call = getattr(os, name, None)
+        if call is None:
+            continue
+        try:
+            while offset < size:
+                step = min(size - offset, 1 << 30)
+                if name == "sendfile":
+                    sent = call(out.fileno(), src.fileno(), offset, step)
+                else:
+                    sent = call(src.fileno(), out.fileno(), step, offset)
+                if sent == 0:
+                    break
+                offset += sent
+            return offset
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            log.debug("%s refused (%s); trying the next way", name, exc)
+    src.seek(offset)
+    out.seek(offset)
+    shutil.copyfileobj(src, out, CHUNK)
+    out.flush()
+    return os.fstat(out.fileno()).st_size
+
+
+_MAP_STEP = 8 << 20
+"""Bytes of a mapped file given to the hash at once (hashlib releases the GIL for it)."""
+_MAP_WINDOW = 64 << 20
+"""Bytes of a file mapped at once: unmapped before the next, so the hashed pages do not
+count in the process's resident size (a 1 GiB file stays at one window)."""
 
 
 def _hash_path(path: str, progress: Progress | None) -> Written:
+    """SHA-256 of a local file, read through a memory map, one window at a time: the
+    page cache's pages are hashed where they are, not copied into a buffer first."""
     digest = hashlib.sha256()
-    size = 0
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            if progress is not None:
-                progress(len(chunk))
+        size = os.fstat(f.fileno()).st_size
+        for offset in range(0, size, _MAP_WINDOW):
+            length = min(_MAP_WINDOW, size - offset)
+            with mmap.mmap(f.fileno(), length, offset=offset, prot=mmap.PROT_READ) as mapped:
+                if hasattr(mapped, "madvise"):
+                    mapped.madvise(mmap.MADV_SEQUENTIAL)
+                view = memoryview(mapped)
+                try:
+                    for start in range(0, length, _MAP_STEP):
+                        part = view[start : start + _MAP_STEP]
+                        digest.update(part)
+                        part.release()
+                        if progress is not None:
+                            progress(min(_MAP_STEP, length - start))
+                finally:
+                    view.release()
     return Written(size, digest.hexdigest())
 
 

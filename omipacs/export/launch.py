@@ -15,14 +15,15 @@ import threading
 
 from omipacs.errors import BadRequest
 from omipacs.export import release as releases
-from omipacs.export.destination import Destination, RateLimit
+from omipacs.export.destination import Destination, RateLimit, check_place
 from omipacs.services import Services
 
 log = logging.getLogger(__name__)
 
 
 def start(
-    services: Services, licence_id: int, url: str, *, full: bool = False
+    services: Services, licence_id: int, url: str, *, full: bool = False,
+    check: str = "sha256",
 ) -> releases.ReleaseInfo:
     """Create (or resume) the release of ``licence_id`` at ``url`` and start its work
     (``full``: compare every file instead of reading the change feed)."""
@@ -32,9 +33,10 @@ def start(
         raise BadRequest("[release] queue = procrastinate needs a PostgreSQL index")
     if "://" in url and not url.startswith(("s3://", "gs://", "gcs://", "file://")):
         raise BadRequest("a release goes to a folder, s3://bucket/prefix or gs://bucket/prefix")
+    check_place(url, settings.allowed_roots, services.settings.storage.root, over_http=True)
     dest = Destination(url, settings.options)
     with services.write_sessions.begin() as session:
-        row, _new = releases.begin(session, licence_id, url, full=full)
+        row, _new = releases.begin(session, licence_id, url, full=full, check=check)
         release_pk, number = row.pk, row.number
 
     def work() -> None:

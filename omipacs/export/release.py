@@ -29,6 +29,7 @@ import io
 import json
 import logging
 import threading
+import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -48,6 +49,7 @@ from omipacs.clinical.models import Client
 from omipacs.cohorts.models import Cohort
 from omipacs.deid.profile import OMIPACS_OPTIONS
 from omipacs.errors import BadRequest, NotFound
+from omipacs.export.claims import claim, forget
 from omipacs.export.destination import NO_LIMIT, Destination, RateLimit
 from omipacs.export.increment import FeedDelta, read_feed
 from omipacs.export.models import Release, ReleaseBatch
@@ -58,11 +60,18 @@ from omipacs.services import Services
 
 log = logging.getLogger(__name__)
 
+CLAIM_POLL: Final = 0.5
+"""Seconds between looks at batches another process is copying."""
 BATCH_BYTES: Final = 1 << 30
 """A batch closes once it holds this many bytes (one DBT may exceed it alone)."""
 MANIFEST: Final = "manifest.json"
 MANIFEST_CSV: Final = "manifest.csv"
 UNFINISHED: Final = ("staging", "running", "failed")
+CHECKS: Final = ("sha256", "size")
+"""How a copy is checked before it becomes visible: ``sha256``, its bytes re-hashed
+against the index's SHA-256 as they are copied; ``size`` (folder copies of local blobs),
+its size only, the kernel copying an immutable blob whose SHA-256 the index recorded at
+ingest (docs/releases.md, "Checking copies")."""
 DEID_PROFILE: Final = (
     "DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile with "
     + ", ".join(sorted(o.name.replace("_", " ").title() for o in OMIPACS_OPTIONS))
@@ -196,15 +205,20 @@ def planned(row: Release) -> bool:
 
 
 def begin(
-    session: Session, licence_id: int, url: str, *, full: bool = False
+    session: Session, licence_id: int, url: str, *, full: bool = False,
+    check: str = "sha256",
 ) -> tuple[Release, bool]:
     """The unfinished release of ``licence_id`` at ``url`` (to resume), or a new one.
 
     ``full``: compare every file with the previous release instead of reading the
     change feed (a release not yet planned takes it; a planned one keeps its plan).
+    ``check``: how each copy is checked before it becomes visible (:data:`CHECKS`).
     Returns the row and whether it is new. The caller commits.
     """
     grant_of(session, licence_id)  # 404 for an unknown licence
+    if check not in CHECKS:
+        raise BadRequest(f"check must be one of {', '.join(CHECKS)}")
+    request = {"full": full, "check": check}
     url = url.rstrip("/")
     if not url:
         raise BadRequest("a release needs a destination URL")
@@ -216,15 +230,15 @@ def begin(
     )
     if found is not None:
         found.state, found.error = ("running" if planned(found) else "staging"), ""
-        if full and not planned(found):
-            found.plan = {"full": True}
+        if not planned(found):
+            found.plan = request
         return found, False
     number = (session.scalar(
         select(func.max(Release.number)).where(Release.licence_pk == licence_id)
     ) or 0) + 1
     row = Release(licence_pk=licence_id, number=number, url=url, state="staging",
                   created_at=utcnow(), verification="", error="", change_seq=0,
-                  plan={"full": True} if full else None)
+                  plan=request)
     session.add(row)
     session.flush()
     return row, True
@@ -296,6 +310,8 @@ class _Summary:
     kinds: Counter[str]
     with_2d: int
     with_3d: int
+    studies_of: dict[str, set[str]]
+    """Each client's studies in the view."""
 
 
 def _summary(session: Session, licence_id: int) -> _Summary:
@@ -315,17 +331,19 @@ def _summary(session: Session, licence_id: int) -> _Summary:
     studies: set[str] = set()
     kinds: Counter[str] = Counter()
     by_kind: dict[str, set[str]] = {"2d": set(), "3d": set()}
+    studies_of: dict[str, set[str]] = {}
     for client, study, sop_class, n in session.execute(stmt):
         kind = _KIND_OF.get(sop_class, "other")
         clients.add(client)
         studies.add(study)
+        studies_of.setdefault(client, set()).add(study)
         kinds[kind] += int(n)
         if kind in ("2d", "for-processing"):
             by_kind["2d"].add(client)
         elif kind == "3d":
             by_kind["3d"].add(client)
     return _Summary(sorted(clients), studies, sum(kinds.values()), kinds,
-                    len(by_kind["2d"]), len(by_kind["3d"]))
+                    len(by_kind["2d"]), len(by_kind["3d"]), studies_of)
 
 
 def read_manifest(dest: Destination, licence_id: int, number: int) -> dict[str, Any] | None:
@@ -398,8 +416,9 @@ def plan(services: Services, release_pk: int, dest: Destination) -> None:
         if planned(row):
             return  # planned already (a resumed run)
         seq = current_sequence(session)
-        doc = _plan_doc(services, session, row, dest, seq,
-                        full=bool((row.plan or {}).get("full")))
+        request = dict(row.plan or {})
+        doc = _plan_doc(services, session, row, dest, seq, full=bool(request.get("full")),
+                        check=str(request.get("check") or "sha256"))
     with services.write_sessions.begin() as wsession:
         row = wsession.get(Release, release_pk)
         assert row is not None
@@ -486,7 +505,7 @@ def _feed_selection(services: Services, session: Session, row: Release,
 
 def _plan_doc(
     services: Services, session: Session, row: Release,
-    dest: Destination, seq: int, *, full: bool = False,
+    dest: Destination, seq: int, *, full: bool = False, check: str = "sha256",
 ) -> dict[str, Any]:
     licence = session.get(Licence, row.licence_pk)
     assert licence is not None
@@ -551,6 +570,9 @@ def _plan_doc(
         sr_paths = {i.sop: i.path for i in fresh if i.kind == "marks"}
     else:
         mark_studies = delta.studies & study_uids
+        if Scope.CLINICAL in scopes:  # marks carry the client's outcome and pathology
+            for client in delta.clinical_clients:
+                mark_studies |= summary.studies_of.get(client, set())
         sr_paths = {i.sop: i.path for i in _images_in(
             session, row.licence_pk, Study.study_instance_uid, mark_studies,
             Instance.sop_class_uid.in_(_MARK_CLASSES))}
@@ -614,6 +636,7 @@ def _plan_doc(
         "created": now.isoformat(timespec="seconds") + "Z",
         "change_feed_sequence": seq,
         "increment": selection.increment,
+        "copies_checked": check,
         "software": f"omipacs {__version__}",
         "deidentification": DEID_PROFILE,
         "counts": counts,
@@ -753,7 +776,27 @@ def copy_batch(
     tally: Tally | None = None,
     limit: RateLimit = NO_LIMIT,
 ) -> bool:
-    """Step 2: copy one batch; True when it was the release's last batch to finish."""
+    """Step 2: copy one batch; True when it was the release's last batch to finish.
+
+    The batch is claimed first (:mod:`omipacs.export.claims`): a batch another process
+    is copying is left to it (False)."""
+    with claim(services, release_pk, number) as mine:
+        if not mine:
+            return False
+        return _copy_claimed(services, release_pk, number, dest, threads=threads,
+                             tally=tally, limit=limit)
+
+
+def _copy_claimed(
+    services: Services,
+    release_pk: int,
+    number: int,
+    dest: Destination,
+    *,
+    threads: int,
+    tally: Tally | None,
+    limit: RateLimit,
+) -> bool:
     with services.write_sessions.begin() as session:
         batch = session.get(ReleaseBatch, (release_pk, number))
         row = session.get(Release, release_pk)
@@ -765,6 +808,7 @@ def copy_batch(
         resumed = batch.attempts > 1
         entries = list(batch.entries)
         folder = release_folder(row.licence_pk, row.number)
+        rehash = (row.plan or {}).get("facts", {}).get("copies_checked", "sha256") != "size"
 
     def one(entry: dict[str, Any]) -> None:
         relative = f"{folder}/{entry['path']}"
@@ -778,6 +822,7 @@ def copy_batch(
         local = services.blobs.local_path(entry["key"]) if dest.local else None
         if local is not None and limit.rate <= 0:
             dest.copy_local(str(local), relative, expect_sha256=entry["sha256"],
+                            expect_bytes=entry["bytes"], rehash=rehash,
                             progress=tally.add_bytes if tally is not None else None)
         else:
             with services.blobs.open(entry["key"]) as src:
@@ -861,7 +906,9 @@ def finish(services: Services, release_pk: int, dest: Destination) -> ReleaseInf
         row.state = "complete"
         row.counts = facts["counts"]
         row.completed_at = utcnow()
-        return _info(row)
+        info = _info(row)
+    forget(services, release_pk)
+    return info
 
 
 def fail(services: Services, release_pk: int, reason: str) -> None:
@@ -884,17 +931,23 @@ def run_here(
     tally: Tally | None = None,
     limit: RateLimit = NO_LIMIT,
 ) -> ReleaseInfo:
-    """Copy every pending batch in this process (``workers`` at a time) and finish."""
+    """Copy every pending batch in this process (``workers`` at a time) and finish.
+
+    Batches another process has claimed are left to it; this one waits until they are
+    done, and takes any whose claim vanished unfinished (its holder died)."""
     try:
         plan(services, release_pk, dest)
         pending = pending_batches(services, release_pk)
-        if pending:
+        while pending:
             with ThreadPoolExecutor(max(1, workers), thread_name_prefix="release") as pool:
                 list(pool.map(
                     lambda n: copy_batch(services, release_pk, n, dest, tally=tally,
                                          limit=limit),
                     pending,
                 ))
+            pending = pending_batches(services, release_pk)
+            if pending:
+                time.sleep(CLAIM_POLL)
         return finish(services, release_pk, dest)
     except BaseException as exc:
         fail(services, release_pk, f"{type(exc).__name__}: {exc}")

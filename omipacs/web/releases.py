@@ -27,7 +27,10 @@ def create(licence_id: int) -> Response:
     full = doc.get("full", False)
     if not isinstance(full, bool):
         raise BadRequest("full must be true or false")
-    info = launch.start(services(), licence_id, doc["url"], full=full)
+    check = doc.get("check", "sha256")
+    if not isinstance(check, str):
+        raise BadRequest("check must be a string")
+    info = launch.start(services(), licence_id, doc["url"], full=full, check=check)
     response = _json(info.to_dict(), status=202)
     response.headers["Location"] = f"/api/v1/licences/{licence_id}/releases/{info.number}"
     return response

@@ -30,13 +30,23 @@ def test_admins_start_and_follow_a_release(tmp_path: Path) -> None:
     settings = dataclasses.replace(
         archive.settings, auth=AuthSettings(mode="token"),
         http=dataclasses.replace(archive.settings.http, workers=1),
+        release=dataclasses.replace(archive.settings.release,
+                                    allowed_roots=(str(tmp_path / "deliveries"),)),
     )
     server = web_server.start(settings)
     server.wait_ready()
     base = f"http://127.0.0.1:{settings.http.port}/api/v1/licences/{archive.licences['full']}"
     as_admin = {"Authorization": f"Bearer {admin_token}"}
-    out = tmp_path / "out"
+    out = tmp_path / "deliveries" / "lab-7"
     try:
+        # An admin names only folders under [release] allowed_roots, never the archive's.
+        for elsewhere in (tmp_path / "out", tmp_path / "deliveries" / ".." / "x",
+                          settings.storage.root / "blobs", tmp_path):
+            outside = requests.post(f"{base}/releases", json={"url": str(elsewhere)},
+                                    headers=as_admin, timeout=30)
+            assert outside.status_code == 403, (elsewhere, outside.text)
+            assert "release" in outside.json()["error"]
+        assert not (tmp_path / "out").exists() and not (tmp_path / "x").exists()
         refused = requests.post(f"{base}/releases", json={"url": str(out)}, timeout=30,
                                 headers={"Authorization": f"Bearer {researcher_token}"})
         assert refused.status_code == 403

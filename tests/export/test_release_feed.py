@@ -153,3 +153,42 @@ def test_a_feed_that_disagrees_with_the_index_makes_every_file_compared(
             if r.split(",")[0].endswith(".dcm")]
     assert gone == [(f"P001/{uid('1')}/{uid('1.4')}/{uid('1.4.1')}.dcm", "deleted")]
     verify(archive, tmp_path, lic, 2, out)
+
+
+def test_a_clinical_change_remakes_the_tables_and_her_marks_only(tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from omipacs.clinical.models import Client
+    from omipacs.index.changes import ChangeKind, record_change
+
+    archive, out, lic, first = first_release(tmp_path, "full")
+    services = open_archive(archive.settings)
+    with services.write_sessions.begin() as s:  # as the clinical importer writes it
+        client = s.scalar(select(Client).where(Client.client_id == "P001"))
+        assert client is not None
+        client.outcome = "B"
+        record_change(s, ChangeKind.CLINICAL_CHANGED, client_id="P001")
+    services.close()
+    release(archive, "full", str(out))
+    second = manifest_of(out, lic, 2)
+    assert second["increment"]["mode"] == "change-feed"
+    assert second["increment"]["clinical_clients_changed"] == 1
+    written = set(files_under(out / f"licence-{lic}/release-0002"))
+    marks = f"P001/{uid('1')}/marks.json"
+    assert {"clinical/clients.json", "clinical/clients.csv", marks} <= written
+    assert not [p for p in written if p.endswith(".dcm")]
+    entries = {f["path"]: f for f in second["files"]}
+    assert entries["data_dictionary.csv"]["release"] == 1  # remade, the same bytes
+    assert entries["clinical/density.json"]["release"] == 1
+    shown = json.loads((out / f"licence-{lic}/release-0002" / marks).read_text())
+    assert {m["client_outcome"] for m in shown} == {"B"}
+    assert second["counts"]["clients_by_outcome"] == {"B": 2}
+    # Nothing changed since: release 3 writes only its README and manifest (its empty
+    # removed.csv and withdrawn.csv are release 2's bytes, referenced).
+    release(archive, "full", str(out))
+    third = manifest_of(out, lic, 3)
+    assert set(files_under(out / f"licence-{lic}/release-0003")) == {
+        "README.txt", "manifest.csv", "manifest.json"}
+    assert {f["path"]: f["release"] for f in third["files"]}[marks] == 2
+    assert third["increment"]["events"] == 0
+    verify(archive, tmp_path, lic, 3, out)

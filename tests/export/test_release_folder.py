@@ -132,3 +132,61 @@ def test_clinical_without_density(tmp_path: Path) -> None:
     assert episodes[0]["raw"] == {"Note": "kept"}  # the density key is gone
     marks = json.loads((folder / "P001" / uid("1") / "marks.json").read_text())
     assert "client_outcome" in marks[0]
+
+
+def test_a_damaged_blob_stops_a_release_checked_by_hash_and_fails_verify_by_size(
+    archive: ReleaseArchive, tmp_path: Path
+) -> None:
+    """``--check sha256`` (the default) never makes a copy visible whose bytes differ
+    from the index; ``--check size`` copies by the kernel and says so in the manifest,
+    and ``release verify`` then finds the damage."""
+    from sqlalchemy import select
+
+    from omipacs.bootstrap import open_archive
+    from omipacs.index.models import Instance
+
+    services = open_archive(archive.settings)
+    with services.sessions() as s:
+        key = s.scalar(select(Instance.blob_key)
+                       .where(Instance.sop_instance_uid == uid("1.1.1")))
+    assert key is not None
+    blob = services.blobs.local_path(key)
+    services.close()
+    assert blob is not None
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF  # same size, other bytes: bit rot since ingest
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(data))
+    lic = archive.licences["2d"]
+    damaged = f"P001/{uid('1')}/{uid('1.1')}/{uid('1.1.1')}.dcm"
+
+    hashed = run_cli(archive.settings, archive.workdir, "release", "create", "--licence",
+                     str(lic), "--to", str(tmp_path / "hashed"), "--json")
+    assert hashed.returncode != 0
+    assert "the index recorded" in hashed.stderr
+    folder = tmp_path / "hashed" / f"licence-{lic}" / "release-0001"
+    assert not (folder / "manifest.json").exists()
+    assert not (folder / damaged).exists()
+
+    sized = run_cli(archive.settings, archive.workdir, "release", "create", "--licence",
+                    str(lic), "--to", str(tmp_path / "sized"), "--check", "size", "--json")
+    assert sized.returncode == 0, sized.stderr
+    number = json.loads(sized.stdout)["number"]  # numbered per licence: 2
+    folder = tmp_path / "sized" / f"licence-{lic}" / f"release-{number:04d}"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["copies_checked"] == "size"
+    verified = run_cli(archive.settings, archive.workdir, "release", "verify", "--licence",
+                       str(lic), "--release", str(number), "--to", str(tmp_path / "sized"),
+                       "--json")
+    assert verified.returncode == 1
+    assert json.loads(verified.stdout)["mismatched"] == [
+        f"licence-{lic}/release-{number:04d}/{damaged}"]
+
+
+def test_no_release_inside_the_archive_storage(archive: ReleaseArchive) -> None:
+    inside = archive.settings.storage.root / "blobs" / "release"
+    done = run_cli(archive.settings, archive.workdir, "release", "create", "--licence",
+                   str(archive.licences["2d"]), "--to", str(inside), "--json")
+    assert done.returncode != 0
+    assert "inside the archive's storage" in done.stderr + done.stdout
+    assert not inside.exists()
