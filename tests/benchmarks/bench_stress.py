@@ -7,7 +7,8 @@ Runs ``omipacs serve`` (whatever HTTP server it runs) and, all at the same time:
 * 20 silent TCP sockets on the DIMSE port, reconnecting when closed;
 * a decompression-bomb loop: STOW-RS of a 1 KB JPEG-LS stream declaring 8192 x 8192
   (refused), and ``/rendered`` of the largest frame the archive accepts (8192 x 8192
-  x 8 bits, 64 MiB decoded) from 4 threads.
+  x 8 bits, 64 MiB decoded; JPEG-LS, or JPEG 2000 with ``--codec jpeg2000``) from 4
+  threads.
 
 The hostile clients all come from 127.0.0.2, the normal user from 127.0.0.1.
 Meanwhile it times normal QIDO, WADO (one small instance) and C-ECHO requests and prints
@@ -16,7 +17,7 @@ and the server's peak memory (target: under 1 GB), sampled over its whole proces
 (``serve``, the gunicorn arbiter and workers, the SCP processes) as summed PSS, since
 the work is spread over several processes.
 
-    python tests/benchmarks/bench_stress.py [--seconds 30]
+    python tests/benchmarks/bench_stress.py [--seconds 30] [--codec jpeg-ls|jpeg2000]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import pydicom  # noqa: E402
 import requests  # noqa: E402
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless  # noqa: E402
 
 from omipacs.demo import factory  # noqa: E402
 from tests.benchmarks.common import TreeMemory  # noqa: E402
@@ -43,6 +45,9 @@ from tests.conftest import make_settings, start_server  # noqa: E402
 from tests.ingest import doors  # noqa: E402
 from tests.ingest.malformed import stream_declares_more_pixels  # noqa: E402
 from tests.retrieve.builders import largest_accepted_frame  # noqa: E402
+
+CODECS = {"jpeg-ls": JPEGLSLossless, "jpeg2000": JPEG2000Lossless}
+"""Compressions of the frame rendered in a loop (``--codec``)."""
 
 ATTACKER = "127.0.0.2"
 """Every hostile client connects from here; the normal user from 127.0.0.1. The server
@@ -235,6 +240,13 @@ def summary(values: list[float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--codec",
+        choices=sorted(CODECS),
+        default="jpeg-ls",
+        help="how the 8192 x 8192 frame rendered in a loop is compressed (JPEG 2000 "
+        "decodes through 32-bit samples: about 2.5 times JPEG-LS's memory)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -245,7 +257,7 @@ def main() -> int:
             small = work / "small.dcm"
             small.write_bytes(factory.to_bytes(factory.make_mammo(rows=256, columns=208)))
             big = work / "big.dcm"
-            big.write_bytes(largest_accepted_frame())
+            big.write_bytes(largest_accepted_frame(syntax=CODECS[args.codec]))
             for path in (small, big):
                 assert doors.c_store(server.dimse_port, path).accepted, path
             urls = {}
@@ -268,7 +280,8 @@ def main() -> int:
                 load.start()
                 time.sleep(3)
                 print(f"under load ({args.seconds:.0f} s): 100 slow/idle HTTP clients, "
-                      "20 silent DIMSE sockets, bomb loop, 4 x /rendered of 8192 x 8192")
+                      f"20 silent DIMSE sockets, bomb loop, 4 x /rendered of 8192 x 8192 "
+                      f"{args.codec}")
                 loaded = measure(fns, args.seconds)
                 worst = 0.0
                 for name, values in loaded.items():

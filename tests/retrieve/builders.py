@@ -167,22 +167,37 @@ def header_of(path: Path) -> FileDataset:
     return pydicom.dcmread(path, stop_before_pixels=True)
 
 
-def largest_accepted_frame(value: int = 0) -> bytes:
-    """A Part 10 file of one 8192 x 8192 x 8-bit JPEG-LS frame of `value`: the largest
-    frame ingest accepts (``storage.max_frame_bytes``, 64 MiB decoded) from about 1 KB
-    sent, which is what a client asking for it to be rendered over and over costs."""
-    import jpeg_ls
-
+def largest_accepted_frame(value: int = 0, syntax: str = JPEGLSLossless) -> bytes:
+    """A Part 10 file of one 8192 x 8192 x 8-bit frame of `value`, JPEG-LS or JPEG 2000
+    lossless: the largest frame ingest accepts (``storage.max_frame_bytes``, 64 MiB
+    decoded) from about 1 KB sent, which is what a client asking for it to be rendered
+    over and over costs."""
     from omipacs.demo import factory
 
-    stream = bytes(jpeg_ls.encode(np.full((8192, 8192), value, np.uint8)))
+    pixels = np.full((8192, 8192), value, np.uint8)
+    if syntax == JPEGLSLossless:
+        import jpeg_ls
+
+        stream = bytes(jpeg_ls.encode(pixels))
+    else:
+        options = {
+            "rows": 8192,
+            "columns": 8192,
+            "samples_per_pixel": 1,
+            "bits_allocated": 8,
+            "bits_stored": 8,
+            "pixel_representation": 0,
+            "photometric_interpretation": "MONOCHROME2",
+            "number_of_frames": 1,
+        }
+        stream = bytes(get_encoder(UID(syntax)).encode(pixels, **options))
     ds = factory.make_mammo(rows=64, columns=48)
     ds.Rows = ds.Columns = 8192
     ds.BitsAllocated = ds.BitsStored = 8
     ds.HighBit = 7
     ds.PixelData = encapsulate([stream])
     ds["PixelData"].VR = "OB"
-    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
+    ds.file_meta.TransferSyntaxUID = UID(syntax)
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
