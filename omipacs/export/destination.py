@@ -222,8 +222,12 @@ class Destination:
             out.write(data)
         return Written(len(data), hashlib.sha256(data).hexdigest())
 
-    def _writer(self, relative: str) -> _AtomicWriter:
+    def writer(self, relative: str) -> _AtomicWriter:
+        """A file to write ``relative`` through, a piece at a time; it appears whole
+        when the ``with`` block ends without an error, and not at all otherwise."""
         return _AtomicWriter(self, self.path(relative))
+
+    _writer = writer
 
     # -- reading -----------------------------------------------------------------------
 

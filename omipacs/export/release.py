@@ -53,7 +53,7 @@ from omipacs.export.claims import claim, forget
 from omipacs.export.destination import NO_LIMIT, Destination, RateLimit
 from omipacs.export.increment import FeedDelta, read_feed
 from omipacs.export.models import Release, ReleaseBatch
-from omipacs.export.tables import TableFile, clinical_tables, mark_tables, to_csv
+from omipacs.export.tables import TableFile, clinical_tables, csv_lines, mark_tables, to_csv
 from omipacs.index.changes import current_sequence
 from omipacs.index.models import Instance, Patient, Series, Study
 from omipacs.services import Services
@@ -888,27 +888,49 @@ def finish(services: Services, release_pk: int, dest: Destination) -> ReleaseInf
             raise BadRequest("the release has batches still to copy")
         plan_doc = dict(row.plan or {})
         files: list[dict[str, Any]] = list(plan_doc.get("unchanged", []))
-        for batch in session.scalars(
-            select(ReleaseBatch).where(ReleaseBatch.release_pk == release_pk)
+        for (entries,) in session.execute(
+            select(ReleaseBatch.entries).where(ReleaseBatch.release_pk == release_pk)
+            .execution_options(yield_per=64)
         ):
-            files += [{k: e[k] for k in MANIFEST_COLUMNS} for e in batch.entries]
+            files += [{k: e[k] for k in MANIFEST_COLUMNS} for e in entries]
         files += plan_doc.get("derived", [])
         files.sort(key=lambda e: e["path"])
         facts = dict(plan_doc["facts"])
         facts["counts"] = {**facts["counts"], "bytes": sum(e["bytes"] for e in files)}
         folder = release_folder(row.licence_pk, row.number)
         dest.sweep_partials(folder)
-        manifest = {**facts, "clients": plan_doc.get("clients", []), "files": files}
-        dest.write_bytes(f"{folder}/{MANIFEST_CSV}", to_csv(files, list(MANIFEST_COLUMNS)))
+        with dest.writer(f"{folder}/{MANIFEST_CSV}") as out:
+            for line in csv_lines(files, MANIFEST_COLUMNS):
+                out.write(line)
         # Last: its presence is what makes the folder a release.
-        dest.write_bytes(f"{folder}/{MANIFEST}",
-                         (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+        with dest.writer(f"{folder}/{MANIFEST}") as out:
+            write_manifest(out, {**facts, "clients": plan_doc.get("clients", [])}, files)
         row.state = "complete"
         row.counts = facts["counts"]
         row.completed_at = utcnow()
         info = _info(row)
     forget(services, release_pk)
     return info
+
+
+def write_manifest(out: Any, facts: Mapping[str, Any], files: list[dict[str, Any]]) -> None:
+    """``manifest.json`` written a line at a time (a release may list millions of files:
+    the document is never built whole in memory): the facts, then ``files``, one entry
+    a line, keys sorted."""
+    keys = sorted([*facts, "files"])
+    out.write(b"{\n")
+    for i, key in enumerate(keys):
+        out.write(f" {json.dumps(key)}: ".encode())
+        if key == "files":
+            out.write(b"[")
+            for j, entry in enumerate(files):
+                out.write(((",\n  " if j else "\n  ")
+                           + json.dumps(entry, sort_keys=True)).encode())
+            out.write(b"\n ]")
+        else:
+            out.write(json.dumps(facts[key], sort_keys=True, default=str).encode())
+        out.write(b",\n" if i + 1 < len(keys) else b"\n")
+    out.write(b"}\n")
 
 
 def fail(services: Services, release_pk: int, reason: str) -> None:

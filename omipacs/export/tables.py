@@ -23,7 +23,7 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -118,12 +118,13 @@ def _strip_density(raw: Any) -> Any:
     return raw
 
 
-def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> bytes:
-    """CSV with a header; lists and objects as JSON text."""
+def csv_lines(rows: Iterable[dict[str, Any]], columns: Sequence[str],
+              per_write: int = 1000) -> Iterator[bytes]:
+    """CSV with a header, ``per_write`` rows at a time; lists and objects as JSON text."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
-    for row in rows:
+    for n, row in enumerate(rows, 1):
         out = []
         for c in columns:
             v = row.get(c)
@@ -131,7 +132,17 @@ def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> bytes:
                 v = json.dumps(v, sort_keys=True, default=str)
             out.append("" if v is None else v)
         writer.writerow(out)
-    return buf.getvalue().encode("utf-8")
+        if n % per_write == 0:
+            yield buf.getvalue().encode("utf-8")
+            buf.seek(0)
+            buf.truncate()
+    if buf.tell():
+        yield buf.getvalue().encode("utf-8")
+
+
+def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> bytes:
+    """CSV with a header; lists and objects as JSON text."""
+    return b"".join(csv_lines(rows, columns))
 
 
 def to_json(rows: Sequence[dict[str, Any]]) -> bytes:
