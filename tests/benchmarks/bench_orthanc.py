@@ -86,7 +86,7 @@ def start_orthanc(binary: str, wd: Path) -> Server:
     cfg.write_text(json.dumps(config))
     proc = subprocess.Popen([binary, str(cfg)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a loaded machine can take a minute
     while time.monotonic() < deadline:
         try:
             if requests.get(f"http://127.0.0.1:{http}/system", timeout=2).ok:
