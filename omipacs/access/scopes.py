@@ -25,11 +25,12 @@ admins and curators only: no licence scope covers them, so no researcher sees th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, false
+from sqlalchemy import ColumnElement, false, literal_column
 
 from omipacs.dicom import uids
 from omipacs.errors import BadRequest
@@ -119,19 +120,30 @@ def sop_classes(scopes: Iterable[Scope]) -> frozenset[str]:
 def instance_condition(scopes: Iterable[Scope]) -> InstanceCondition:
     """The condition an instance (table or alias) must meet to be visible."""
     classes = sorted(sop_classes(scopes))
+    for uid in classes:  # our own constants, written into SQL: digits and dots only
+        if not _UID.fullmatch(uid):
+            raise ValueError(f"not a UID: {uid!r}")
+    # The classes are written into the SQL as one literal list, built once here: the
+    # statement (and its compiled form, cached by SQLAlchemy) is then the same for every
+    # request under a licence, and the list is one element of its cache key. A bound list
+    # (an expanding parameter) is re-rendered into the SQL at every execution, and a
+    # literal per class is walked at every cache-key computation: either cost a licence
+    # root more than its index lookups.
+    quoted = ", ".join(f"'{uid}'" for uid in classes)
+    listed: ColumnElement[Any] = literal_column(f"({quoted})")
 
     def condition(instance: Any) -> ColumnElement[bool]:
         if not classes:
             return false()
-        # One expanding parameter rather than a bound value per class: the condition is
-        # built for every query a licence root runs, and coercing each value cost more
-        # than the query's index lookups.
-        found: ColumnElement[bool] = instance.sop_class_uid.in_(
-            bindparam("scope_sop_classes", classes, expanding=True, unique=True)
+        found: ColumnElement[bool] = instance.sop_class_uid.op("IN", is_comparison=True)(
+            listed
         )
         return found
 
     return condition
+
+
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 
 def covers(scopes: Iterable[Scope], sop_class_uid: str) -> bool:
