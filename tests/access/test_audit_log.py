@@ -26,8 +26,9 @@ T0 = datetime(2026, 3, 1, 9, 0, 0)
 
 def _event(i: int, user: str = "r1@lab.example") -> AuditRecord:
     return AuditRecord(
-        at=T0 + timedelta(milliseconds=i), user_email=user, token_prefix="omi_abcdefgh",
-        licence_pk=None, remote="127.0.0.1", door="http", action="read-images",
+        at=T0 + timedelta(milliseconds=i, microseconds=i % 7), user_email=user,
+        token_prefix="omi_abcdefgh", licence_pk=None, remote="127.0.0.1", door="http",
+        action="read-images",
         resource=f"archive GET /dicom-web/studies/1.2.{i}", outcome="allowed", status=200,
         bytes_sent=i,
     )
@@ -50,6 +51,8 @@ def test_flush_waits_for_every_earlier_event_in_order(
         with any_db_services.sessions() as s:
             got = query_events(s, user="r1@lab.example", limit=5000)
         assert [e.bytes_sent for e in got] == list(range(1234))
+        # Every field reads back as recorded (times to the microsecond, on both databases).
+        assert got == [_event(i) for i in range(1234)]
         lines = (tmp_path / "trail.jsonl").read_text().splitlines()
         assert [json.loads(line)["bytes_sent"] for line in lines] == list(range(1234))
     finally:
