@@ -216,6 +216,11 @@ def begin(
     Returns the row and whether it is new. The caller commits.
     """
     grant_of(session, licence_id)  # 404 for an unknown licence
+    # One release is begun at a time per licence: two `release create` started at the
+    # same moment on PostgreSQL would otherwise both number theirs N+1 and one would
+    # fail on the unique number. The second waits here, then finds the first (to resume
+    # it, same destination) or numbers its own after it. (SQLite writers already queue.)
+    session.execute(select(Licence.pk).where(Licence.pk == licence_id).with_for_update())
     if check not in CHECKS:
         raise BadRequest(f"check must be one of {', '.join(CHECKS)}")
     request = {"full": full, "check": check}
