@@ -110,5 +110,6 @@ def stop(process: ForkProcess, timeout: float = 20.0) -> None:
         os.kill(process.pid, signal.SIGTERM)
     process.join(timeout)
     if process.is_alive():
+        log.warning("%s did not stop within %.0f s of SIGTERM; killed", process.name, timeout)
         process.kill()
         process.join(5)

@@ -231,11 +231,16 @@ class ScpPool:
                 raise ConfigurationError("the DICOM SCP processes did not start in time")
             time.sleep(0.05)
 
-    def shutdown(self) -> None:
-        """Stop every SCP process (associations in progress are let finish briefly)."""
+    def shutdown(self, timeout: float = 8.0) -> None:
+        """Stop every SCP process: SIGTERM (associations in progress are let finish
+        briefly), then SIGKILL for any still running ``timeout`` seconds later, all
+        processes together. Whatever was acknowledged is already durable (synced before
+        the response), so a process that does not stop in time loses nothing that was
+        acknowledged, and one that hangs cannot hold up the archive's stop."""
         for process in self.processes:
             if process.is_alive() and process.pid is not None:
                 process.terminate()
+        deadline = time.monotonic() + timeout
         for process in self.processes:
-            children.stop(process)
+            children.stop(process, max(0.0, deadline - time.monotonic()))
         self.listener.close()
