@@ -31,7 +31,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from omipacs.demo import factory  # noqa: E402
 from tests.benchmarks.common import (  # noqa: E402
+    TreeSampler,
     free_port,
     peak_rss_mib,
     process_tree,
@@ -58,7 +58,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class TreeCpu:
+class TreeCpu(TreeSampler):
     """CPU seconds a server's process tree spends while the block runs.
 
     Samples every process in the tree (``storescp --fork``'s children live one
@@ -68,11 +68,9 @@ class TreeCpu:
     """
 
     def __init__(self, pid: int, interval: float = 0.05) -> None:
-        self.pid, self.interval = pid, interval
+        super().__init__(pid, interval)
         self.first: dict[int, float] = {}
         self.last: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self, first: bool = False) -> None:
         for pid in process_tree(self.pid):
@@ -86,20 +84,6 @@ class TreeCpu:
     @property
     def seconds(self) -> float:
         return sum(self.last[p] - self.first[p] for p in self.last)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
-
-    def __enter__(self) -> TreeCpu:
-        self.sample(first=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sample()
 
 
 class Run:

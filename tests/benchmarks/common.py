@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +62,34 @@ def _pss_kib(pid: int) -> float:
     return 0.0
 
 
-class TreeMemory:
+class TreeSampler:
+    """Samples a server's whole process tree on a thread while a ``with`` block runs:
+    once on entry (``first``), every ``interval`` seconds, and once on exit."""
+
+    def __init__(self, pid: int, interval: float) -> None:
+        self.pid, self.interval = pid, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self, first: bool = False) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> Self:
+        self.sample(first=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sample()
+
+
+class TreeMemory(TreeSampler):
     """Samples the memory of a server's whole process tree on a thread.
 
     A pre-forked server's memory is spread over processes that come and go (gunicorn
@@ -71,13 +99,11 @@ class TreeMemory:
     """
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self.pid, self.interval = pid, interval
+        super().__init__(pid, interval)
         self.peak_pss_mib = self.peak_rss_mib = self.peak_process_mib = 0.0
         self.processes: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def sample(self) -> None:
+    def sample(self, first: bool = False) -> None:
         pids = process_tree(self.pid)
         self.processes.update(pids)
         self.peak_pss_mib = max(self.peak_pss_mib, sum(map(_pss_kib, pids)) / 1024)
@@ -87,20 +113,6 @@ class TreeMemory:
         self.peak_process_mib = max(
             [self.peak_process_mib, *(_status_kib(p, "VmHWM:") / 1024 for p in pids)]
         )
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
-
-    def __enter__(self) -> TreeMemory:
-        self.sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sample()
 
 
 def write_config(
