@@ -26,9 +26,11 @@ def tables_of(diff: list[object]) -> set[str]:
     return names
 
 
-def check_migration(db_url: str, tables: set[str], previous: str) -> None:
+def check_migration(
+    db_url: str, tables: set[str], previous: str, kept: frozenset[str] = frozenset()
+) -> None:
     """Upgrade to head: ``tables`` exist and match the models; downgrade to ``previous``:
-    they are gone; upgrade again: they are back."""
+    they are gone (and ``kept`` is still there); upgrade again: they are back."""
     engine = make_engine(db_url)
     upgrade(engine)
     with engine.connect() as conn:
@@ -40,7 +42,8 @@ def check_migration(db_url: str, tables: set[str], previous: str) -> None:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, previous)
     with engine.connect() as conn:
-        assert not tables & set(inspect(conn).get_table_names())
+        remaining = set(inspect(conn).get_table_names())
+    assert not tables & remaining and kept <= remaining
     upgrade(engine)
     with engine.connect() as conn:
         assert tables <= set(inspect(conn).get_table_names())
